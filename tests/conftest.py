@@ -1,0 +1,59 @@
+"""Shared fixtures: tenants, members by role, and logged-in console clients."""
+
+import pytest
+from django.test import Client
+
+from tenants.middleware import SESSION_KEY
+from tenants.roles import Role
+
+from .factories import MembershipFactory, TenantFactory, UserFactory
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def tenant(db):
+    return TenantFactory(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def other_tenant(db):
+    return TenantFactory(slug="globex", name="Globex")
+
+
+@pytest.fixture
+def make_member(db):
+    """make_member(tenant, role) -> User with that role in that tenant."""
+
+    def make(tenant, role=Role.MEMBER, **user_fields):
+        user = UserFactory(**user_fields)
+        MembershipFactory(tenant=tenant, user=user, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(email="root@example.com", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def console(db):
+    """console(user, tenant=None) -> a Django test client logged in, with that active tenant."""
+
+    def make(user, tenant=None):
+        client = Client()
+        client.force_login(user)
+        if tenant is not None:
+            session = client.session
+            session[SESSION_KEY] = str(tenant.pk)
+            session.save()
+        return client
+
+    return make
+
+
+@pytest.fixture
+def password():
+    return PASSWORD
