@@ -105,15 +105,24 @@ class EmbeddedRedis:
         subprocess.run(  # noqa: S603 - fixed executable and arguments
             [
                 self.executable,
-                "--port", "0",
-                "--unixsocket", str(self.socket),
-                "--unixsocketperm", "700",
-                "--dir", str(self.folder),
-                "--daemonize", "yes",
-                "--pidfile", str(self.folder / "redis.pid"),
-                "--logfile", str(self.folder / "redis.log"),
-                "--appendonly", "yes",
-                "--save", "",
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(self.folder),
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(self.folder / "redis.pid"),
+                "--logfile",
+                str(self.folder / "redis.log"),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
             ],
             check=True,
         )
@@ -132,7 +141,9 @@ class EmbeddedRedis:
             import redis
 
             try:
-                redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5).shutdown(nosave=True)
+                redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5).shutdown(
+                    nosave=True
+                )
             except (redis.ConnectionError, OSError):
                 pass
         logger.debug("embedded Redis stopped")

@@ -1,10 +1,10 @@
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
-from django.contrib import admin
 from tenants.api.errors import json_or_html
 from tenants.views import service_api_fallback
 

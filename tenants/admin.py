@@ -10,15 +10,15 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
 from . import services
-from .admin_base import TenantScopedAdmin, principal_of
+from .admin_base import NotFoundAdminMixin, TenantScopedAdmin, principal_of
 from .exceptions import WeftError
 from .models import ApiKey, AuditLog, Membership, Tenant, User
-from .permissions import allowed, can_api_key, can_membership, can_tenant
+from .permissions import allowed, can_membership, can_tenant
 from .roles import Role
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(NotFoundAdminMixin, admin.ModelAdmin):
     list_display = ["name", "slug", "status", "time_zone", "require_2fa", "created_at"]
     list_filter = ["status"]
     search_fields = ["name", "slug"]
@@ -182,8 +182,17 @@ class ApiKeyAdmin(TenantScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["kind", "name", "prefix_shown", "role", "app_id", "created_by", "created_at",
-                "last_used_at", "revoked_at"]
+        return [
+            "kind",
+            "name",
+            "prefix_shown",
+            "role",
+            "app_id",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        ]
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -250,16 +259,34 @@ class ApiKeyAdmin(TenantScopedAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(NotFoundAdminMixin, admin.ModelAdmin):
     """The audit trail: read-only for everyone, tenant admins see their tenant's rows."""
 
-    list_display = ["created_at", "actor_label", "source", "action", "object_type",
-                    "object_repr", "ip"]
+    list_display = [
+        "created_at",
+        "actor_label",
+        "source",
+        "action",
+        "object_type",
+        "object_repr",
+        "ip",
+    ]
     list_filter = ["action", "source", "object_type"]
     search_fields = ["actor_label", "object_repr", "object_id"]
     date_hierarchy = "created_at"
-    readonly_fields = ["created_at", "tenant", "actor_label", "source", "action", "object_type",
-                       "object_id", "object_repr", "changes", "ip", "user_agent"]
+    readonly_fields = [
+        "created_at",
+        "tenant",
+        "actor_label",
+        "source",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "changes",
+        "ip",
+        "user_agent",
+    ]
     fields = readonly_fields
 
     def get_queryset(self, request):
@@ -279,7 +306,11 @@ class AuditLogAdmin(admin.ModelAdmin):
         principal = principal_of(request)
         if principal is None:
             return False
-        if obj is not None and not request.user.is_superuser and obj.tenant_id != principal.tenant_id:
+        if (
+            obj is not None
+            and not request.user.is_superuser
+            and obj.tenant_id != principal.tenant_id
+        ):
             return False
         return allowed(principal, "audit_log", "view")
 

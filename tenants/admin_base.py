@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import admin, messages
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 
 from .context import tenant_context
 from .exceptions import WeftError
@@ -22,7 +22,15 @@ def principal_of(request) -> Principal | None:
     return getattr(request, "principal", None)
 
 
-class TenantScopedAdmin(admin.ModelAdmin):
+class NotFoundAdminMixin:
+    """A missing object, or another tenant's, answers 404 (Django's admin would redirect to
+    the index with a message naming the id)."""
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        raise Http404("Not found.")
+
+
+class TenantScopedAdmin(NotFoundAdminMixin, admin.ModelAdmin):
     """Tenant-scoped admin: permissions come from the role matrix (`permission_kind` and the
     matrix actions named below), never from Django's per-model permissions."""
 
@@ -96,15 +104,24 @@ class TenantScopedAdmin(admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         with tenant_context(self._object_tenant(request, object_id)):
             return self._guarded(
-                request, request.get_full_path(), super().changeform_view,
-                request, object_id, form_url, extra_context,
+                request,
+                request.get_full_path(),
+                super().changeform_view,
+                request,
+                object_id,
+                form_url,
+                extra_context,
             )
 
     def delete_view(self, request, object_id, extra_context=None):
         with tenant_context(self._object_tenant(request, object_id)):
             return self._guarded(
-                request, request.get_full_path(), super().delete_view,
-                request, object_id, extra_context,
+                request,
+                request.get_full_path(),
+                super().delete_view,
+                request,
+                object_id,
+                extra_context,
             )
 
     def changelist_view(self, request, extra_context=None):

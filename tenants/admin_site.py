@@ -61,6 +61,3 @@ class WeftAdminSite(admin.AdminSite):
         from .two_factor import login_view
 
         return login_view(self, request, extra_context)
-
-
-

@@ -8,4 +8,3 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import signals  # noqa: F401
-

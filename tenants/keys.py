@@ -17,7 +17,7 @@ from django.utils import timezone
 from .models import ApiKey
 
 SECRET_LENGTH = 32
-_KEY_RE = re.compile(r"^(app|dataset|wk)-([A-Za-z0-9_-]{%d})$" % SECRET_LENGTH)
+_KEY_RE = re.compile(rf"^(app|dataset|wk)-([A-Za-z0-9_-]{{{SECRET_LENGTH}}})$")
 KIND_BY_PREFIX = {prefix: kind for kind, prefix in ApiKey.PREFIXES.items()}
 VISIBLE_CHARS = 6
 

@@ -111,7 +111,9 @@ class ConsoleTenantMiddleware(_Hybrid):
         if is_api_path(request.path):
             return error_response(error.code, error.message, error.status)
         return render(
-            request, "tenants/suspended.html", {"tenant": tenant, "message": error.message},
+            request,
+            "tenants/suspended.html",
+            {"tenant": tenant, "message": error.message},
             status=403,
         )
 

@@ -110,6 +110,10 @@ class TenantScopedManager(models.Manager):
         return super().get_queryset().filter(tenant_id=tenant.pk)
 
 
+class UnscopedManager(models.Manager):
+    """Every tenant's rows. Only platform-wide code may use it, under this loud name."""
+
+
 class TenantOwned(models.Model):
     """Base of every tenant-owned row: UUID key, indexed tenant, fail-closed default manager.
 
@@ -123,7 +127,7 @@ class TenantOwned(models.Model):
     )
 
     objects = TenantScopedManager()
-    dangerously_unscoped = models.Manager()
+    dangerously_unscoped = UnscopedManager()
 
     class Meta:
         abstract = True
@@ -186,9 +190,7 @@ class ApiKey(TenantOwned):
         default=Role.ADMIN,
         help_text="What a management key may do, as if it were a member with this role.",
     )
-    app_id = models.UUIDField(
-        null=True, blank=True, help_text="The app an `app-` key belongs to."
-    )
+    app_id = models.UUIDField(null=True, blank=True, help_text="The app an `app-` key belongs to.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -252,7 +254,7 @@ class AuditLog(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     objects = TenantScopedManager()
-    dangerously_unscoped = models.Manager()
+    dangerously_unscoped = UnscopedManager()
 
     class Meta:
         base_manager_name = "dangerously_unscoped"

@@ -60,9 +60,7 @@ def principal_for_user(user, tenant) -> Principal:
         .values_list("role", flat=True)
         .first()
     )
-    return Principal(
-        tenant_id=tenant.pk, role=role, user=user, is_platform_admin=user.is_superuser
-    )
+    return Principal(tenant_id=tenant.pk, role=role, user=user, is_platform_admin=user.is_superuser)
 
 
 def allowed(principal: Principal, kind: str, action: str, obj: models.Model | None = None) -> bool:

@@ -27,9 +27,7 @@ async def authenticate_service_key(request, *, kind: str) -> ApiKey:
     """The request's live key of `kind`; sets the tenant context and audit actor."""
     header = request.headers.get("Authorization", "")
     if not header:
-        raise Unauthorized(
-            "Authorization header must be provided and start with 'Bearer'"
-        )
+        raise Unauthorized("Authorization header must be provided and start with 'Bearer'")
     raw = keys.bearer_token(header)
     if raw is None:
         raise Unauthorized("Authorization scheme must be 'Bearer'")

@@ -213,3 +213,24 @@ def get_tenant_by_slug(slug: str) -> Tenant:
 
 def random_password() -> str:
     return secrets.token_urlsafe(15)
+
+
+def demo_bootstrap(*, email: str = "admin@example.com") -> tuple[Tenant, User, str | None]:
+    """First run: a demo tenant and a platform admin who owns it.
+
+    Returns the password only when the admin was created now, so it is printed exactly once;
+    on later runs the password is None and nothing changes.
+    """
+    with transaction.atomic():
+        tenant = Tenant.objects.filter(slug="demo").first() or tenant_create(
+            slug="demo", name="Demo"
+        )
+        user = User.objects.filter(email=email).first()
+        password = None
+        if user is None:
+            password = random_password()
+            user = User.objects.create_superuser(email=email, password=password, name="Admin")
+        Membership.dangerously_unscoped.get_or_create(
+            tenant=tenant, user=user, defaults={"role": Role.OWNER}
+        )
+    return tenant, user, password

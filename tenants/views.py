@@ -48,6 +48,4 @@ async def service_api_fallback(request: HttpRequest, path: str = ""):
         await authenticate_service_key(request, kind=key_kind_for_path(request.path))
     except WeftError as exc:
         return error_response(exc.code, exc.message, exc.status)
-    return error_response(
-        "not_found", "The requested URL was not found on the server.", 404
-    )
+    return error_response("not_found", "The requested URL was not found on the server.", 404)

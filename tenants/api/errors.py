@@ -81,9 +81,17 @@ def exception_handler(exc, context):
             code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
         detail_code = getattr(exc.detail, "code", None)
         if isinstance(detail_code, str) and detail_code not in {
-            "not_authenticated", "authentication_failed", "permission_denied", "not_found",
-            "method_not_allowed", "parse_error", "invalid", "throttled", "error",
-            "unsupported_media_type", "not_acceptable",
+            "not_authenticated",
+            "authentication_failed",
+            "permission_denied",
+            "not_found",
+            "method_not_allowed",
+            "parse_error",
+            "invalid",
+            "throttled",
+            "error",
+            "unsupported_media_type",
+            "not_acceptable",
         }:
             code = detail_code
         auth_header = getattr(exc, "auth_header", None)

@@ -44,8 +44,15 @@ class ApiKeyOut(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
         fields = [
-            "id", "kind", "name", "prefix", "role", "app_id",
-            "created_at", "last_used_at", "revoked_at",
+            "id",
+            "kind",
+            "name",
+            "prefix",
+            "role",
+            "app_id",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
         ]
         read_only_fields = fields
 

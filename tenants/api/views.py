@@ -8,9 +8,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from .. import services
+from ..exceptions import Forbidden
 from ..models import ApiKey, Membership, Tenant
 from ..permissions import can_tenant
-from ..exceptions import Forbidden
 from . import serializers as s
 
 
@@ -63,8 +63,11 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     serializer_class = s.MembershipOut
     permission_kind = "membership"
     permission_actions = {
-        "list": "view", "retrieve": "view", "create": "invite",
-        "partial_update": "change_role", "destroy": "remove",
+        "list": "view",
+        "retrieve": "view",
+        "create": "invite",
+        "partial_update": "change_role",
+        "destroy": "remove",
     }
     object_level_actions = ("retrieve",)
 
@@ -106,8 +109,11 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
     serializer_class = s.ApiKeyOut
     permission_kind = "api_key"
     permission_actions = {
-        "list": "view", "retrieve": "view", "create": "create",
-        "revoke": "revoke", "destroy": "revoke",
+        "list": "view",
+        "retrieve": "view",
+        "create": "create",
+        "revoke": "revoke",
+        "destroy": "revoke",
     }
     object_level_actions = ("retrieve", "revoke", "destroy")
 
