@@ -239,9 +239,8 @@ class ApiKeyAdmin(TenantScopedAdmin):
                     "raw_key": raw,
                     "title": "API key created",
                 }
-                response = TemplateResponse(request, "tenants/api_key_created.html", context)
-                response["Cache-Control"] = "no-store"
-                return response
+                # admin_view already marks the page never_cache (no-store).
+                return TemplateResponse(request, "tenants/api_key_created.html", context)
         return super().add_view(request, form_url, extra_context)
 
     @admin.action(description="Revoke selected keys")
