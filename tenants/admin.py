@@ -13,7 +13,7 @@ from . import services
 from .admin_base import NotFoundAdminMixin, TenantScopedAdmin, principal_of
 from .exceptions import WeftError
 from .models import ApiKey, AuditLog, Membership, Tenant, User
-from .permissions import allowed, can_membership, can_tenant
+from .permissions import allowed, can_api_key, can_membership, can_tenant
 from .roles import Role
 
 
@@ -143,6 +143,8 @@ class MembershipAdmin(TenantScopedAdmin):
 
 
 class ApiKeyForm(forms.ModelForm):
+    principal = None  # set by ApiKeyAdmin.get_form
+
     class Meta:
         model = ApiKey
         fields = ["kind", "name", "role", "app_id"]
@@ -150,6 +152,8 @@ class ApiKeyForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         kind = data.get("kind")
+        if kind and not can_api_key(self.principal, "create", kind=kind, role=data.get("role")):
+            raise forms.ValidationError("You may not create this kind of key.")
         if kind == ApiKey.Kind.APP and not data.get("app_id"):
             self.add_error("app_id", "An app key needs the id of its app.")
         if kind and kind != ApiKey.Kind.APP and data.get("app_id"):
@@ -216,32 +220,34 @@ class ApiKeyAdmin(TenantScopedAdmin):
             actions.pop("revoke_keys", None)
         return actions
 
-    def add_view(self, request, form_url="", extra_context=None):
-        form = self.get_form(request)(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                key, raw = services.api_key_create(
-                    tenant=request.tenant,
-                    principal=principal_of(request),
-                    created_by=request.user,
-                    kind=form.cleaned_data["kind"],
-                    name=form.cleaned_data["name"],
-                    role=form.cleaned_data["role"],
-                    app_id=form.cleaned_data["app_id"],
-                )
-            except WeftError as exc:
-                form.add_error(None, exc.message)
-            else:
-                context = {
-                    **self.admin_site.each_context(request),
-                    "opts": self.opts,
-                    "key": key,
-                    "raw_key": raw,
-                    "title": "API key created",
-                }
-                # admin_view already marks the page never_cache (no-store).
-                return TemplateResponse(request, "tenants/api_key_created.html", context)
-        return super().add_view(request, form_url, extra_context)
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.principal = principal_of(request)
+        return form
+
+    def save_model(self, request, obj, form, change) -> None:
+        key, raw = services.api_key_create(
+            tenant=request.tenant,
+            principal=principal_of(request),
+            created_by=request.user,
+            kind=form.cleaned_data["kind"],
+            name=form.cleaned_data["name"],
+            role=form.cleaned_data["role"],
+            app_id=form.cleaned_data["app_id"],
+        )
+        obj.__dict__.update(key.__dict__)
+        obj.raw_key = raw
+
+    def response_add(self, request, obj, post_url_continue=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "key": obj,
+            "raw_key": obj.raw_key,
+            "title": "API key created",
+        }
+        # admin_view already marks the page never_cache (no-store).
+        return TemplateResponse(request, "tenants/api_key_created.html", context)
 
     @admin.action(description="Revoke selected keys")
     def revoke_keys(self, request, queryset):
