@@ -105,13 +105,13 @@ def membership_invite(
     with transaction.atomic(), tenant_context(tenant):
         user = User.objects.filter(email=email).first() or user_create(email=email)
         if Membership.objects.filter(user=user).exists():
-            raise Conflict(f"{email} is already a member of {tenant.name}.")
+            raise Conflict(f"The user {email} is already a member of {tenant.name}.")
         try:
             membership = Membership.objects.create(
                 tenant=tenant, user=user, role=role, invited_by=inviter
             )
         except IntegrityError as exc:  # a concurrent invitation won the race
-            raise Conflict(f"{email} is already a member of {tenant.name}.") from exc
+            raise Conflict(f"The user {email} is already a member of {tenant.name}.") from exc
         inviter_name = inviter.get_full_name() if inviter else "A Weft operator"
         transaction.on_commit(
             lambda: _send_invitation(user_id=user.pk, tenant_id=tenant.pk, inviter=inviter_name)
