@@ -136,7 +136,7 @@ def _record(instance: models.Model, action: str, changes: dict[str, Any]) -> Non
             tenant_id = current.pk
     if action == AuditLog.Action.DELETE and isinstance(instance, Tenant):
         tenant_id = None  # the tenant's own rows go with it
-    AuditLog.objects.create(
+    AuditLog.dangerously_unscoped.create(
         tenant_id=tenant_id,
         actor_id=actor.user_id,
         actor_label=actor.label[:200],

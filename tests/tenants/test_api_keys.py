@@ -21,7 +21,9 @@ def admin_key(tenant):
 
 def test_lifecycle_through_the_api(client, tenant, admin_key):
     created = client.post(
-        "/api/keys/", {"kind": "dataset", "name": "ingest"}, content_type="application/json",
+        "/api/keys/",
+        {"kind": "dataset", "name": "ingest"},
+        content_type="application/json",
         **bearer(admin_key),
     )
     assert created.status_code == 201, created.content
@@ -153,7 +155,9 @@ def test_create_bad_inputs(client, tenant, admin_key):
         ({"kind": "management", "role": "god"}, "role"),
     ]
     for data, word in cases:
-        response = client.post("/api/keys/", data, content_type="application/json", **bearer(admin_key))
+        response = client.post(
+            "/api/keys/", data, content_type="application/json", **bearer(admin_key)
+        )
         assert response.status_code == 400, (data, response.content)
         body = response.json()
         assert body["code"] == "invalid_param" and body["status"] == 400
@@ -166,7 +170,9 @@ def test_create_bad_inputs(client, tenant, admin_key):
 def test_builder_key_cannot_create_management_keys(client, tenant):
     _, builder_raw = api_key(tenant, role=Role.BUILDER)
     response = client.post(
-        "/api/keys/", {"kind": "management", "role": "member"}, content_type="application/json",
+        "/api/keys/",
+        {"kind": "management", "role": "member"},
+        content_type="application/json",
         **bearer(builder_raw),
     )
     assert response.status_code == 403 and response.json()["code"] == "forbidden"
@@ -177,7 +183,9 @@ def test_builder_key_cannot_create_management_keys(client, tenant):
 def test_console_creates_key_and_shows_it_once(console, tenant, make_member):
     builder = make_member(tenant, Role.BUILDER)
     client = console(builder, tenant)
-    response = client.post("/admin/tenants/apikey/add/", {"kind": "dataset", "name": "docs", "role": "admin"})
+    response = client.post(
+        "/admin/tenants/apikey/add/", {"kind": "dataset", "name": "docs", "role": "admin"}
+    )
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     key = ApiKey.dangerously_unscoped.get(tenant=tenant)

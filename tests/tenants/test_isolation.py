@@ -78,7 +78,10 @@ def test_console_other_tenants_object_is_404(console, tenant, other_tenant, two_
     key, _ = api_key(other_tenant)
     client = console(a_admin, tenant)
     assert client.get(f"/admin/tenants/membership/{foreign.pk}/change/").status_code == 404
-    assert client.post(f"/admin/tenants/membership/{foreign.pk}/delete/", {"post": "yes"}).status_code == 404
+    assert (
+        client.post(f"/admin/tenants/membership/{foreign.pk}/delete/", {"post": "yes"}).status_code
+        == 404
+    )
     assert client.get(f"/admin/tenants/apikey/{key.pk}/change/").status_code == 404
     assert client.get(f"/admin/tenants/tenant/{other_tenant.pk}/change/").status_code == 404
     assert Membership.dangerously_unscoped.filter(pk=foreign.pk).exists()
@@ -114,7 +117,9 @@ def test_tenant_page_shows_only_own_tenant(console, tenant, other_tenant, two_te
     assert "Acme" in body and "Globex" not in body
 
 
-def test_superuser_sees_all_tenants_with_tenant_column(console, superuser, tenant, other_tenant, two_tenants):
+def test_superuser_sees_all_tenants_with_tenant_column(
+    console, superuser, tenant, other_tenant, two_tenants
+):
     client = console(superuser, tenant)
     body = client.get("/admin/tenants/membership/").content.decode()
     assert "a-admin@example.com" in body and "b-builder@example.com" in body
@@ -124,7 +129,9 @@ def test_superuser_sees_all_tenants_with_tenant_column(console, superuser, tenan
     assert client.get(f"/admin/tenants/membership/{foreign.pk}/change/").status_code == 200
 
 
-def test_superuser_edits_another_tenants_row_in_that_tenant(console, superuser, tenant, other_tenant, two_tenants):
+def test_superuser_edits_another_tenants_row_in_that_tenant(
+    console, superuser, tenant, other_tenant, two_tenants
+):
     foreign = Membership.dangerously_unscoped.get(user__email="b-builder@example.com")
     client = console(superuser, tenant)
     response = client.post(

@@ -60,13 +60,17 @@ def test_no_role_may_do_nothing_and_platform_admin_everything(kind_action):
 def test_readme_table_is_the_matrix():
     readme = Path(__file__).resolve().parents[2] / "README.md"
     text = readme.read_text()
-    block = text.split("<!-- permission-matrix:start -->")[1].split("<!-- permission-matrix:end -->")[0]
+    block = text.split("<!-- permission-matrix:start -->")[1].split(
+        "<!-- permission-matrix:end -->"
+    )[0]
     rows = [line for line in block.splitlines() if line.startswith("| `")]
     table = {}
     for row in rows:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         kind, action = re.fullmatch(r"`(\w+)\.(\w+)`", cells[0]).groups()
-        table[(kind, action)] = {role for role, cell in zip(ROLES, cells[1:], strict=True) if cell == "✓"}
+        table[(kind, action)] = {
+            role for role, cell in zip(ROLES, cells[1:], strict=True) if cell == "✓"
+        }
     assert table == EXPECTED
 
 
@@ -80,9 +84,17 @@ def _principal(user, tenant):
 @pytest.mark.parametrize(
     ("actor_role", "new_role", "ok"),
     [
-        (O, O, True), (O, A, True), (O, B, True),
-        (A, A, False), (A, O, False), (A, B, True), (A, P, True), (A, M, True),
-        (B, M, False), (P, M, False), (M, M, False),
+        (O, O, True),
+        (O, A, True),
+        (O, B, True),
+        (A, A, False),
+        (A, O, False),
+        (A, B, True),
+        (A, P, True),
+        (A, M, True),
+        (B, M, False),
+        (P, M, False),
+        (M, M, False),
     ],
 )
 def test_who_may_grant_which_role(tenant, make_member, actor_role, new_role, ok):
