@@ -120,23 +120,27 @@ class ConsoleTenantMiddleware(_Hybrid):
     def __call__(self, request):
         if iscoroutinefunction(self):
             return self.__acall__(request)
-        if request.path.startswith(SKIP_PREFIXES):
-            return self.get_response(request)
-        tenant, actor = self._resolve(request)
+        tenant, actor = (
+            (None, None) if request.path.startswith(SKIP_PREFIXES) else self._resolve(request)
+        )
+        # Set even when empty, so whatever a view sets (an API key's tenant) ends here too.
         tokens = set_current_tenant(tenant), audit.set_actor(actor)
         try:
-            return self._suspended(request) or self.get_response(request)
+            refusal = self._suspended(request) if tenant is not None else None
+            return refusal or self.get_response(request)
         finally:
             reset_current_tenant(tokens[0])
             audit.reset_actor(tokens[1])
 
     async def __acall__(self, request):
-        if request.path.startswith(SKIP_PREFIXES):
-            return await self.get_response(request)
-        tenant, actor = await sync_to_async(self._resolve)(request)
+        tenant, actor = None, None
+        if not request.path.startswith(SKIP_PREFIXES):
+            tenant, actor = await sync_to_async(self._resolve)(request)
         tokens = set_current_tenant(tenant), audit.set_actor(actor)
         try:
-            return await sync_to_async(self._suspended)(request) or await self.get_response(request)
+            if tenant is not None and (refusal := await sync_to_async(self._suspended)(request)):
+                return refusal
+            return await self.get_response(request)
         finally:
             reset_current_tenant(tokens[0])
             audit.reset_actor(tokens[1])

@@ -14,8 +14,10 @@ class TenantMember(permissions.BasePermission):
         principal = getattr(request._request, "principal", None)
         if principal is None or principal.tenant_id is None:
             return False
+        if getattr(view, "action", None) is None:
+            return True  # a method the view does not serve: let DRF answer 405
         kind = getattr(view, "permission_kind", None)
-        action = getattr(view, "permission_actions", {}).get(getattr(view, "action", None))
+        action = getattr(view, "permission_actions", {}).get(view.action)
         if kind is None or action is None:
             return False
         # Object-level grants are checked again per object in has_object_permission.

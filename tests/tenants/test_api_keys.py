@@ -201,7 +201,7 @@ def test_console_creates_key_and_shows_it_once(console, tenant, make_member):
     assert ApiKey.dangerously_unscoped.count() == 1
 
 
-def test_console_revokes_keys(console, tenant, make_member):
+def test_console_revokes_keys(client, console, tenant, make_member):
     admin = make_member(tenant, Role.ADMIN)
     key, raw = api_key(tenant, kind="app")
     response = console(admin, tenant).post(
@@ -210,6 +210,7 @@ def test_console_revokes_keys(console, tenant, make_member):
     assert response.status_code == 302
     key.refresh_from_db()
     assert key.is_revoked
+    assert client.post("/v1/chat-messages", **bearer(raw)).status_code == 401
 
 
 def test_command_prints_key_alone_on_last_line(client, tenant, capsys):
@@ -217,3 +218,15 @@ def test_command_prints_key_alone_on_last_line(client, tenant, capsys):
     raw = capsys.readouterr().out.strip().splitlines()[-1]
     assert raw.startswith("wk-")
     assert client.get("/api/tenant/", **bearer(raw)).json()["slug"] == "acme"
+
+
+def test_requests_leave_no_tenant_or_actor_behind(client, tenant):
+    from tenants.audit import get_actor
+    from tenants.context import get_current_tenant
+
+    _, app_raw = api_key(tenant, kind="app")
+    _, wk_raw = api_key(tenant)
+    client.post("/v1/chat-messages", **bearer(app_raw))
+    client.get("/api/tenant/", **bearer(wk_raw))
+    assert get_current_tenant() is None
+    assert get_actor() is None
