@@ -21,7 +21,7 @@ from tenants.permissions import (
 from tenants.roles import Role
 from tests.factories import api_key
 
-O, A, B, P, M = Role.OWNER, Role.ADMIN, Role.BUILDER, Role.OPERATOR, Role.MEMBER
+O, A, B, P, M = Role.OWNER, Role.ADMIN, Role.BUILDER, Role.OPERATOR, Role.MEMBER  # noqa: E741
 ROLES = [O, A, B, P, M]
 
 # Written out by hand, independently of MATRIX: which roles may do each action.
