@@ -195,11 +195,15 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Renders that template with when to try again (and JSON on /api/); see tenants.two_factor.
+AXES_LOCKOUT_CALLABLE = "tenants.two_factor.lockout_response"
 AXES_VERBOSE = False
 
 OTP_TOTP_ISSUER = os.environ.get("WEFT_OTP_ISSUER", "Weft")
 OTP_TOTP_THROTTLE_FACTOR = 1
 OTP_STATIC_THROTTLE_FACTOR = 1
+# Platform operators may delete a user's devices in the console, never read their secrets.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # --- Internationalisation
 LANGUAGE_CODE = "en-us"
