@@ -10,6 +10,7 @@ from __future__ import annotations
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port, validate_host
 from django.shortcuts import render
 
 from . import audit
@@ -34,10 +35,8 @@ class _Hybrid:
 
 
 def _host_allowed(host: str) -> bool:
-    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return host.lower() in {h.lower() for h in settings.WEFT_ALLOWED_HOSTS} or (
-        "*" in settings.WEFT_ALLOWED_HOSTS
-    )
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, settings.WEFT_ALLOWED_HOSTS)
 
 
 class HostMiddleware(_Hybrid):

@@ -52,6 +52,10 @@ def api_key(tenant, kind=ApiKey.Kind.MANAGEMENT, role=Role.ADMIN, app_id=None, n
     if kind == ApiKey.Kind.APP and app_id is None:
         app_id = uuid.uuid4()
     return services.api_key_create(
-        tenant=tenant, kind=kind, role=role, app_id=app_id, name=name,
+        tenant=tenant,
+        kind=kind,
+        role=role,
+        app_id=app_id,
+        name=name,
         principal=services.PLATFORM,
     )

@@ -47,6 +47,7 @@ class CurrentTenantView(viewsets.ViewSet):
 
     @extend_schema(request=s.TenantIn, responses=s.TenantOut)
     def partial_update(self, request):
+        # A fresh row, loaded with the actor in context, so the audit sees the old values.
         tenant = Tenant.objects.get(pk=request._request.tenant.pk)
         if not can_tenant(request._request.principal, "change"):
             raise Forbidden("You may not change this tenant's settings.")
