@@ -34,6 +34,7 @@ class WeftAdminSite(admin.AdminSite):
     site_header = "Weft console"
     site_title = "Weft"
     index_title = "Console"
+    site_url = None  # no public home page to link to
     login_form = ConsoleAuthenticationForm
     enable_nav_sidebar = True
 

@@ -25,9 +25,19 @@ from .context import get_current_tenant
 
 MASKED = "••••••"
 # Fields never written into the audit trail, whatever the model.
-SECRET_FIELDS = {"password", "key_hash", "secret", "secret_encrypted", "token"}
+SECRET_FIELDS = {"password", "key_hash", "key", "secret", "secret_encrypted", "token"}
 # Fields that change on their own and say nothing about who did what.
-NOISE_FIELDS = {"last_login", "last_used_at", "updated_at", "created_at"}
+NOISE_FIELDS = {
+    "last_login",
+    "last_used_at",
+    "updated_at",
+    "created_at",
+    # django-otp device bookkeeping, touched on every code checked
+    "last_t",
+    "drift",
+    "throttling_failure_timestamp",
+    "throttling_failure_count",
+}
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,17 @@ def _is_audited(model: type[models.Model]) -> bool:
     return getattr(model._meta, "app_label", "") in AUDITED_APPS and model is not AuditLog
 
 
-AUDITED_APPS = {"tenants", "billing", "providers", "knowledge", "workflows", "apps", "annotations"}
+AUDITED_APPS = {
+    "tenants",
+    "billing",
+    "providers",
+    "knowledge",
+    "workflows",
+    "apps",
+    "annotations",
+    "otp_totp",
+    "otp_static",  # enrolling and dropping second factors
+}
 
 
 def _plain(value: Any) -> Any:

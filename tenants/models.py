@@ -31,6 +31,10 @@ class UserManager(BaseUserManager):
         user.save(using=self._db)
         return user
 
+    def get_by_natural_key(self, username: str):
+        # Addresses are stored lower-case, so sign-in ignores the case typed.
+        return self.get(email=username.strip().lower())
+
     def create_superuser(self, email: str, password: str | None = None, **extra):
         extra.update(is_staff=True, is_superuser=True)
         return self.create_user(email, password, **extra)

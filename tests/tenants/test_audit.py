@@ -126,3 +126,30 @@ def test_trail_outlives_a_deleted_tenant(console, superuser, tenant, make_member
     assert not Tenant.objects.filter(pk=tenant.pk).exists()
     rows = AuditLog.dangerously_unscoped.filter(action="delete")
     assert {row.object_type for row in rows} >= {"tenants.tenant", "tenants.membership"}
+
+
+def test_second_factor_changes_are_recorded_with_secrets_masked(tenant, make_member):
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tenants.audit import MASKED, Actor, acting_as
+
+    user = make_member(tenant, Role.ADMIN)
+    with acting_as(Actor(user_id=user.pk, label=user.email, source="console")):
+        device = TOTPDevice.objects.create(user=user, name="phone", confirmed=False)
+        device.confirmed = True
+        device.save()
+        static = StaticDevice.objects.create(user=user, name="backup")
+        static.token_set.create(token="abcd1234")
+    rows = AuditLog.dangerously_unscoped.filter(object_type__startswith="otp_").order_by("id")
+    kinds = [(row.object_type, row.action) for row in rows]
+    assert kinds == [
+        ("otp_totp.totpdevice", "create"),
+        ("otp_totp.totpdevice", "update"),
+        ("otp_static.staticdevice", "create"),
+        ("otp_static.statictoken", "create"),
+    ]
+    assert rows[0].changes["key"] == [None, MASKED]
+    assert rows[1].changes == {"confirmed": [False, True]}
+    assert rows[3].changes["token"] == [None, MASKED]
+    assert "abcd1234" not in str([row.changes for row in rows])

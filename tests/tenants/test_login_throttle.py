@@ -101,3 +101,14 @@ def test_lockout_answers_json_to_scripts(operator):
     assert body["code"] == "locked_out"
     assert body["status"] == 429
     assert body["message"].startswith("Too many failed sign-in attempts")
+
+
+def test_sign_in_and_lockout_ignore_the_case_of_the_address(operator, password):
+    upper = operator.email.upper()
+    assert attempt(Client(), upper, password).status_code == 302  # signed in
+    client = Client()
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        email = upper if i % 2 else operator.email
+        response = attempt(client, email, "not the password", REMOTE_ADDR=f"198.51.100.{i + 1}")
+    assert_locked_out(response)
+    assert_locked_out(attempt(Client(), upper, password, REMOTE_ADDR="192.0.2.77"))

@@ -12,7 +12,7 @@ from django_otp.oath import hotp, totp
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tenants import two_factor
+from tenants.two_factor import devices, views
 from tenants.roles import Role
 
 LOGIN = "/admin/login/"
@@ -146,7 +146,7 @@ def test_throttled_code_step_says_when_to_retry(operator, password):
 
 def test_backup_code_works_once(operator, password):
     phone(operator)
-    codes = two_factor.backup_codes_replace(user=operator)
+    codes = devices.backup_codes_replace(user=operator)
     assert len(codes) == 10
     spent = codes[0]
 
@@ -171,12 +171,12 @@ def test_code_step_expires(operator, password):
     client = Client()
     submit_password(client, operator, password)
     session = client.session
-    session[two_factor.PENDING_KEY]["at"] -= two_factor.PENDING_SECONDS + 1
+    session[views.PENDING_KEY]["at"] -= views.PENDING_SECONDS + 1
     session.save()
     response = client.get(CODE_STEP)
     assert response.status_code == 302
     assert response["Location"].startswith(LOGIN)
-    assert two_factor.PENDING_KEY not in client.session
+    assert views.PENDING_KEY not in client.session
 
 
 def test_unsafe_next_is_ignored(operator, password):
@@ -285,7 +285,7 @@ def test_disable_refused_while_tenant_requires_it(tenant, operator, password):
 
 def test_disable_with_a_current_code(operator, password):
     device = phone(operator)
-    two_factor.backup_codes_replace(user=operator)
+    devices.backup_codes_replace(user=operator)
     client = sign_in(operator, password, device)
 
     wrong = client.post("/admin/two-factor/disable/", {"code": wrong_code_for(device)})
@@ -305,7 +305,7 @@ def test_disable_with_a_current_code(operator, password):
 
 def test_regenerate_backup_codes(operator, password):
     device = phone(operator)
-    old = set(two_factor.backup_codes_replace(user=operator))
+    old = set(devices.backup_codes_replace(user=operator))
     client = sign_in(operator, password, device)
 
     page = client.get("/admin/two-factor/")
