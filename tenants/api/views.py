@@ -11,6 +11,7 @@ from .. import services
 from ..exceptions import Forbidden
 from ..models import ApiKey, Membership, Tenant
 from ..permissions import can_tenant
+from . import schema  # noqa: F401 - registers the authentication schemes
 from . import serializers as s
 
 
@@ -24,6 +25,8 @@ class TenantScopedViewSet(viewsets.GenericViewSet):
     model = None
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator: no tenant
+            return self.model.dangerously_unscoped.none()
         return self.model.objects.all()
 
     @property
@@ -73,7 +76,7 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     object_level_actions = ("retrieve",)
 
     def get_queryset(self):
-        return Membership.objects.select_related("user")
+        return super().get_queryset().select_related("user")
 
     @extend_schema(request=s.MembershipInvite, responses={201: s.MembershipOut})
     def create(self, request):

@@ -26,9 +26,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .devices import CodeForm, backup_codes_replace, two_factor_disable, two_factor_enable
 from .policy import (
-    user_is_verified,
     needs_verification,
     tenants_requiring_2fa,
+    user_is_verified,
     verification_required,
 )
 

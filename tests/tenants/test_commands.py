@@ -1,9 +1,11 @@
 """Operator commands: they do their job, and refuse bad arguments clearly with exit code 1."""
 
+import os
 import subprocess
 import sys
 from io import StringIO
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -162,25 +164,32 @@ def test_create_api_key_refuses(tenant, args, message):
     assert ApiKey.dangerously_unscoped.count() == 0
 
 
-def test_bad_arguments_exit_1_with_a_message(tenant):
-    """As an operator's script sees it: a real process, its exit code and its stderr."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", "create_api_key", "--tenant", "acme", "--kind", "wizard"],
+def database_env() -> dict:
+    """The environment for a `manage.py` child that talks to this run's test database."""
+    from django.conf import settings
+    from django.db import connection
+
+    url = urlsplit(settings.DATABASE_URL)._replace(path="/" + connection.settings_dict["NAME"])
+    return {**os.environ, "DATABASE_URL": urlunsplit(url)}
+
+
+def manage(*args):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
+        env=database_env(),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_bad_arguments_exit_with_a_message(tenant):
+    """As an operator's script sees it: a real process, its exit code and its stderr."""
+    result = manage("create_api_key", "--tenant", "acme", "--kind", "wizard")
     assert result.returncode == 2  # argparse's code for a bad choice
     assert "invalid choice: 'wizard'" in result.stderr
-    result = subprocess.run(
-        [sys.executable, "manage.py", "create_tenant", "--slug", "Not Valid", "--name", "X"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = manage("create_tenant", "--slug", "Not Valid", "--name", "X")
     assert result.returncode == 1
     assert "CommandError: slug:" in result.stderr

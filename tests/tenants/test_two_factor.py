@@ -12,8 +12,8 @@ from django_otp.oath import hotp, totp
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tenants.two_factor import devices, views
 from tenants.roles import Role
+from tenants.two_factor import devices, views
 
 LOGIN = "/admin/login/"
 CODE_STEP = "/admin/login/code/"
