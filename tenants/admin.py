@@ -78,6 +78,7 @@ class MembershipAdmin(TenantScopedAdmin):
     search_fields = ["user__email", "user__name"]
     list_select_related = ["user", "invited_by"]
     readonly_fields = ["user", "invited_by", "created_at"]
+    actions = ["send_invitation"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user", "invited_by")
@@ -115,6 +116,27 @@ class MembershipAdmin(TenantScopedAdmin):
         obj.pk = created.pk
         obj.user = created.user
         obj.tenant = created.tenant
+
+    @admin.action(description="Send the invitation e-mail again")
+    def send_invitation(self, request, queryset):
+        sent = 0
+        for membership in queryset.select_related("user"):
+            try:
+                services.membership_send_invitation(
+                    membership=membership, principal=principal_of(request), inviter=request.user
+                )
+                sent += 1
+            except WeftError as exc:
+                self.message_user(request, f"{membership.user}: {exc.message}", messages.ERROR)
+        if sent:
+            self.message_user(request, f"Sent {sent} invitation(s).", messages.SUCCESS)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        principal = principal_of(request)
+        if principal is None or not allowed(principal, "membership", "invite"):
+            actions.pop("send_invitation", None)
+        return actions
 
     def delete_model(self, request, obj) -> None:
         services.membership_remove(membership=obj, principal=principal_of(request))

@@ -6,7 +6,9 @@ audit row to the audit signals (which see the actor in context).
 
 from __future__ import annotations
 
+import logging
 import secrets
+import smtplib
 
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
@@ -22,10 +24,12 @@ from django.utils.http import urlsafe_base64_encode
 
 from . import keys
 from .context import tenant_context
-from .exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from .exceptions import Conflict, Forbidden, InvalidInput, NotFound, WeftError
 from .models import ApiKey, Membership, Tenant, User
 from .permissions import Principal, can_api_key, can_membership
 from .roles import Role
+
+logger = logging.getLogger(__name__)
 
 PLATFORM = Principal(tenant_id=None, role=None, user=None, is_platform_admin=True)
 
@@ -76,7 +80,14 @@ def set_password_link(user: User) -> str:
     return f"{settings.WEFT_BASE_URL}{path}"
 
 
+class EmailFailed(WeftError):
+    code = "email_failed"
+    status = 502
+
+
 def _send_invitation(*, user_id: int, tenant_id, inviter: str) -> None:
+    """E-mail a member their way in: a set-password link, or a sign-in link if they have a
+    password already. Raises EmailFailed when the mail server refuses or cannot be reached."""
     user = User.objects.get(pk=user_id)
     tenant = Tenant.objects.get(pk=tenant_id)
     context = {
@@ -85,11 +96,41 @@ def _send_invitation(*, user_id: int, tenant_id, inviter: str) -> None:
         "link": set_password_link(user) if not user.has_usable_password() else None,
         "console_url": f"{settings.WEFT_BASE_URL}{reverse('admin:index')}",
     }
-    send_mail(
-        subject=f"You have been invited to {tenant.name} on Weft",
-        message=render_to_string("tenants/email/invitation.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[user.email],
+    try:
+        send_mail(
+            subject=f"You have been invited to {tenant.name} on Weft",
+            message=render_to_string("tenants/email/invitation.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[user.email],
+        )
+    except (smtplib.SMTPException, OSError) as exc:
+        # Never log the message: it carries a set-password link.
+        logger.warning("invitation e-mail to user %s failed: %s", user_id, type(exc).__name__)
+        raise EmailFailed(
+            f"The invitation e-mail to {user.email} could not be sent ({type(exc).__name__}); "
+            "check the e-mail settings, then send it again."
+        ) from exc
+
+
+def _send_invitation_quietly(**kwargs) -> None:
+    """After an invitation commits: a mail failure must not fail the request that made the
+    member (it is logged, and the invitation can be sent again)."""
+    try:
+        _send_invitation(**kwargs)
+    except EmailFailed:
+        pass
+
+
+def membership_send_invitation(
+    *, membership: Membership, principal: Principal, inviter: User | None = None
+) -> None:
+    """Send a member's invitation again, with a fresh link; mail failures are reported."""
+    if not can_membership(principal, "invite", new_role=membership.role):
+        raise Forbidden("You may not invite members with this role.")
+    _send_invitation(
+        user_id=membership.user_id,
+        tenant_id=membership.tenant_id,
+        inviter=inviter.get_full_name() if inviter else "A Weft operator",
     )
 
 
@@ -114,7 +155,9 @@ def membership_invite(
             raise Conflict(f"The user {email} is already a member of {tenant.name}.") from exc
         inviter_name = inviter.get_full_name() if inviter else "A Weft operator"
         transaction.on_commit(
-            lambda: _send_invitation(user_id=user.pk, tenant_id=tenant.pk, inviter=inviter_name)
+            lambda: _send_invitation_quietly(
+                user_id=user.pk, tenant_id=tenant.pk, inviter=inviter_name
+            )
         )
     return membership
 

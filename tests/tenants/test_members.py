@@ -258,3 +258,50 @@ def test_api_tenant_settings(client, tenant):
     )
     tenant.refresh_from_db()
     assert tenant.name == "Acme Inc"
+
+
+@pytest.fixture
+def dead_smtp(settings):
+    """E-mail through an SMTP server that is not there (a closed loopback port)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
+    return port
+
+
+def test_mail_failure_keeps_the_member_and_says_so_on_resend(
+    console, tenant, make_member, dead_smtp, django_capture_on_commit_callbacks, caplog
+):
+    admin = make_member(tenant, Role.ADMIN)
+    client = console(admin, tenant)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/tenants/membership/add/", {"email": "late@example.com", "role": "member"}
+        )
+    assert response.status_code == 302
+    membership = Membership.dangerously_unscoped.get(user__email="late@example.com")
+    assert "invitation e-mail to user" in caplog.text and "set-password" not in caplog.text
+
+    page = client.post(
+        "/admin/tenants/membership/",
+        {"action": "send_invitation", "_selected_action": [str(membership.pk)]},
+        follow=True,
+    ).content.decode()
+    assert "could not be sent (ConnectionRefusedError)" in page
+
+
+def test_resend_invitation_sends_a_fresh_link(console, tenant, make_member):
+    admin = make_member(tenant, Role.ADMIN)
+    invited = User.objects.create_user(email="again@example.com")
+    membership = Membership.dangerously_unscoped.create(tenant=tenant, user=invited)
+    response = console(admin, tenant).post(
+        "/admin/tenants/membership/",
+        {"action": "send_invitation", "_selected_action": [str(membership.pk)]},
+        follow=True,
+    )
+    assert "Sent 1 invitation(s)." in response.content.decode()
+    assert "/accounts/set-password/" in mail.outbox[0].body
