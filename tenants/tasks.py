@@ -1,4 +1,4 @@
-"""Celery tasks of the tenancy layer, and `TenantTask`, the base of every tenant's task.
+"""`TenantTask`, the base of every tenant's Celery task.
 
 A tenant's task takes the tenant's id as an explicit `tenant_id` keyword argument (never a
 model instance) and runs inside `tenant_context(tenant)`, so tenant-owned managers work in
@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Task, shared_task
+from celery import Task
 
 from .context import tenant_context
 from .exceptions import TenantSuspended
-from .models import Membership, Tenant
+from .models import Tenant
 
 
 class TenantTask(Task):
@@ -35,9 +35,3 @@ class TenantTask(Task):
             raise TenantSuspended(f"Tenant {tenant.slug} is suspended; {self.name} did not run.")
         with tenant_context(tenant):
             return super().__call__(*args, **kwargs)
-
-
-@shared_task(base=TenantTask)
-def tenant_member_count(*, tenant_id: str) -> int:
-    """Number of members of the tenant, counted through the tenant-scoped manager."""
-    return Membership.objects.count()

@@ -4,19 +4,26 @@ import queue
 import uuid
 
 import pytest
+from celery import shared_task
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_failure, task_success
 
 from config.celery import app
 from tenants.exceptions import TenantSuspended
-from tenants.models import Tenant
+from tenants.models import Membership, Tenant
 from tenants.roles import Role
-from tenants.tasks import tenant_member_count
+from tenants.tasks import TenantTask
 
 # The worker thread has its own database connection: it sees committed rows only.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 OUTCOME_TIMEOUT = 20
+
+
+@shared_task(base=TenantTask)
+def tenant_member_count(*, tenant_id: str) -> int:
+    """Members of the tenant, counted through the tenant-scoped manager."""
+    return Membership.objects.count()
 
 
 @pytest.fixture(scope="module")
