@@ -7,7 +7,7 @@ API key instead, on its own async path.
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port, validate_host
@@ -17,6 +17,7 @@ from . import audit
 from .api.errors import error_response, is_api_path
 from .context import reset_current_tenant, set_current_tenant
 from .exceptions import TenantSuspended
+from .middleware_base import HybridMiddleware
 from .models import Membership, Tenant
 from .permissions import Principal, principal_for_user
 
@@ -24,22 +25,12 @@ SESSION_KEY = "weft_tenant_id"
 SKIP_PREFIXES = ("/static/", "/healthz", "/v1/", "/media/")
 
 
-class _Hybrid:
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-
 def _host_allowed(host: str) -> bool:
     domain, _port = split_domain_port(host)
     return bool(domain) and validate_host(domain, settings.WEFT_ALLOWED_HOSTS)
 
 
-class HostMiddleware(_Hybrid):
+class HostMiddleware(HybridMiddleware):
     """Answer 404 for a Host header Weft does not serve (Django alone would answer 400)."""
 
     def _reject(self, request: HttpRequest) -> HttpResponse | None:
@@ -88,7 +79,7 @@ def active_tenant(request: HttpRequest, user) -> tuple[Tenant | None, Principal]
     return tenant, principal_for_user(user, tenant)
 
 
-class ConsoleTenantMiddleware(_Hybrid):
+class ConsoleTenantMiddleware(HybridMiddleware):
     """Set the tenant context and audit actor for console and management-API requests."""
 
     def _resolve(self, request: HttpRequest) -> tuple[Tenant | None, audit.Actor | None]:

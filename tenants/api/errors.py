@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
@@ -12,6 +11,7 @@ from rest_framework.response import Response
 
 from ..context import TenantContextMissing
 from ..exceptions import WeftError
+from ..middleware_base import HybridMiddleware
 
 logger = logging.getLogger("weft.api")
 
@@ -117,16 +117,8 @@ def _unexpected(request, exc) -> JsonResponse:
     return error_response("internal_error", "Internal server error.", 500)
 
 
-class ApiErrorMiddleware:
+class ApiErrorMiddleware(HybridMiddleware):
     """Turn any exception escaping an API view into the envelope, in DEBUG too."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
 
     def __call__(self, request):
         return self.get_response(request)
