@@ -53,7 +53,9 @@ class WeftAdminSite(admin.AdminSite):
         from . import two_factor, views
 
         extra = [
-            path("switch-tenant/", self.admin_view(views.switch_tenant), name="switch_tenant"),
+            # Not admin_view: a user must be able to leave a tenant whose console is closed
+            # to them (too low a role, or 2FA owed there) for one where it is open.
+            path("switch-tenant/", views.switch_tenant, name="switch_tenant"),
             *two_factor.urlpatterns(self),
         ]
         return extra + super().get_urls()

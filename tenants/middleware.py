@@ -19,7 +19,8 @@ from .context import reset_current_tenant, set_current_tenant
 from .exceptions import TenantSuspended
 from .middleware_base import HybridMiddleware
 from .models import Membership, Tenant
-from .permissions import Principal, principal_for_user
+from .permissions import Principal
+from .roles import Role, at_least
 
 SESSION_KEY = "weft_tenant_id"
 SKIP_PREFIXES = ("/static/", "/healthz", "/v1/", "/media/")
@@ -51,32 +52,31 @@ class HostMiddleware(HybridMiddleware):
 
 
 def active_tenant(request: HttpRequest, user) -> tuple[Tenant | None, Principal]:
-    """The user's active tenant: the one kept in the session if still allowed, else the first."""
-    tenant = None
+    """The user's active tenant: the one kept in the session while it is still theirs, else
+    the first (by name) whose console they may use, else the first at all."""
+    memberships = Membership.dangerously_unscoped.select_related("tenant").filter(user=user)
     wanted = request.session.get(SESSION_KEY)
-    if wanted:
-        if user.is_superuser:
-            tenant = Tenant.objects.filter(pk=wanted).first()
-        else:
-            membership = (
-                Membership.dangerously_unscoped.select_related("tenant")
-                .filter(user=user, tenant_id=wanted)
-                .first()
-            )
-            tenant = membership.tenant if membership else None
+    membership = memberships.filter(tenant_id=wanted).first() if wanted else None
+    tenant = membership.tenant if membership else None
+    if tenant is None and wanted and user.is_superuser:
+        tenant = Tenant.objects.filter(pk=wanted).first()
     if tenant is None:
-        membership = (
-            Membership.dangerously_unscoped.select_related("tenant")
-            .filter(user=user)
-            .order_by("tenant__name")
-            .first()
+        ranked = sorted(
+            memberships, key=lambda m: (not at_least(m.role, Role.OPERATOR), m.tenant.name)
         )
+        membership = ranked[0] if ranked else None
         tenant = membership.tenant if membership else None
         if tenant is None and user.is_superuser:
             tenant = Tenant.objects.order_by("name").first()
         if tenant is not None:
             request.session[SESSION_KEY] = str(tenant.pk)
-    return tenant, principal_for_user(user, tenant)
+    principal = Principal(
+        tenant_id=tenant.pk if tenant else None,
+        role=membership.role if membership and tenant else None,
+        user=user,
+        is_platform_admin=user.is_superuser,
+    )
+    return tenant, principal
 
 
 class ConsoleTenantMiddleware(HybridMiddleware):

@@ -6,7 +6,7 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -31,11 +31,10 @@ def switch_tenant(request: HttpRequest):
         tenant = tenants.filter(pk=uuid.UUID(tenant_id)).first()
     except ValueError:
         tenant = None
-    if tenant is None:
-        messages.error(request, "That tenant does not exist or you are not a member of it.")
-    else:
-        request.session[SESSION_KEY] = str(tenant.pk)
-        messages.success(request, f"You are now working in {tenant.name}.")
+    if tenant is None:  # unknown, or not one of the user's: the same answer for both
+        raise Http404("No such tenant.")
+    request.session[SESSION_KEY] = str(tenant.pk)
+    messages.success(request, f"You are now working in {tenant.name}.")
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = "/admin/"

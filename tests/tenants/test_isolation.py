@@ -90,12 +90,11 @@ def test_console_other_tenants_object_is_404(console, tenant, other_tenant, two_
 def test_console_cannot_switch_into_a_foreign_tenant(console, tenant, other_tenant, two_tenants):
     a_admin, _ = two_tenants
     client = console(a_admin, tenant)
-    client.post("/admin/switch-tenant/", {"tenant": str(other_tenant.pk)})
+    for target in (str(other_tenant.pk), "not-a-uuid", "8c5d3f2e-0000-4000-8000-000000000000"):
+        assert client.post("/admin/switch-tenant/", {"tenant": target}).status_code == 404
     body = client.get("/admin/tenants/membership/").content.decode()
     assert "b-builder@example.com" not in body
     assert "a-admin@example.com" in body
-    client.post("/admin/switch-tenant/", {"tenant": "not-a-uuid"})
-    assert client.get("/admin/").status_code == 200
 
 
 def test_switcher_moves_between_own_tenants(console, tenant, other_tenant, make_member):
@@ -204,3 +203,24 @@ def test_api_keys_list_is_scoped_and_never_shows_secrets(client, tenant, other_t
     assert [row["name"] for row in rows] == ["mine"]
     assert "key" not in rows[0] and "key_hash" not in rows[0]
     assert ApiKey.dangerously_unscoped.count() == 2
+
+
+def test_active_tenant_prefers_one_whose_console_is_open(client, make_member, password):
+    from tests.factories import TenantFactory
+
+    alpha = TenantFactory(slug="alpha", name="Alpha")
+    beta = TenantFactory(slug="beta", name="Beta")
+    user = make_member(alpha, Role.MEMBER, email="two-hats@example.com")
+    with tenant_context(beta):
+        Membership.objects.create(user=user, role=Role.ADMIN)
+    response = client.post(
+        "/admin/login/", {"username": "two-hats@example.com", "password": password}, follow=True
+    )
+    assert response.status_code == 200
+    assert response.context["active_tenant"] == beta
+    # From a tenant whose console is closed to them, they can still switch back out.
+    assert client.post("/admin/switch-tenant/", {"tenant": str(alpha.pk)}).status_code == 302
+    assert client.get("/admin/").status_code == 302  # member role: console closed
+    back = client.post("/admin/switch-tenant/", {"tenant": str(beta.pk), "next": "/admin/"})
+    assert back.status_code == 302
+    assert client.get("/admin/").status_code == 200
