@@ -43,7 +43,7 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
     when it loses the broker or shuts down.
     """
 
-    requires = {"celery.worker.consumer.tasks:Tasks"}
+    requires = ("celery.worker.consumer.tasks:Tasks",)
 
     def __init__(self, consumer, **kwargs) -> None:
         super().__init__(consumer, **kwargs)

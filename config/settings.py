@@ -195,6 +195,7 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "tenants.two_factor.lockout.lockout_username"
 AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429  # axes' default, set here so the lockout page reads a known setting
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Renders that template with when to try again (and JSON on /api/); see tenants.two_factor.
 AXES_LOCKOUT_CALLABLE = "tenants.two_factor.lockout_response"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -10,10 +12,11 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
 from . import services
-from .admin_base import NotFoundAdminMixin, TenantScopedAdmin, principal_of
+from .admin_base import NotFoundAdminMixin, TenantScopedAdmin
 from .exceptions import WeftError
+from .http import principal_of, require_principal
 from .models import ApiKey, AuditLog, Membership, Tenant, User
-from .permissions import allowed, can_api_key, can_membership, can_tenant
+from .permissions import Principal, allowed, can_api_key, can_membership, can_tenant
 from .roles import Role
 
 
@@ -98,7 +101,7 @@ class MembershipAdmin(TenantScopedAdmin):
         return [] if obj is None else self.readonly_fields
 
     def save_model(self, request, obj, form, change) -> None:
-        principal = principal_of(request)
+        principal = require_principal(request)
         if change:
             services.membership_change_role(
                 membership=Membership.objects.get(pk=obj.pk),
@@ -123,7 +126,9 @@ class MembershipAdmin(TenantScopedAdmin):
         for membership in queryset.select_related("user"):
             try:
                 services.membership_send_invitation(
-                    membership=membership, principal=principal_of(request), inviter=request.user
+                    membership=membership,
+                    principal=require_principal(request),
+                    inviter=request.user,
                 )
                 sent += 1
             except WeftError as exc:
@@ -139,11 +144,11 @@ class MembershipAdmin(TenantScopedAdmin):
         return actions
 
     def delete_model(self, request, obj) -> None:
-        services.membership_remove(membership=obj, principal=principal_of(request))
+        services.membership_remove(membership=obj, principal=require_principal(request))
 
     def delete_queryset(self, request, queryset) -> None:
         for membership in queryset:
-            services.membership_remove(membership=membership, principal=principal_of(request))
+            services.membership_remove(membership=membership, principal=require_principal(request))
 
     def has_change_permission(self, request, obj=None) -> bool:
         principal = principal_of(request)
@@ -165,16 +170,21 @@ class MembershipAdmin(TenantScopedAdmin):
 
 
 class ApiKeyForm(forms.ModelForm):
-    principal = None  # set by ApiKeyAdmin.get_form
+    principal: Principal | None = None  # set by ApiKeyAdmin.get_form
 
     class Meta:
         model = ApiKey
         fields = ["kind", "name", "role", "app_id"]
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         kind = data.get("kind")
-        if kind and not can_api_key(self.principal, "create", kind=kind, role=data.get("role")):
+        principal = self.principal
+        if kind and (
+            principal is None
+            or not can_api_key(principal, "create", kind=kind, role=data.get("role"))
+        ):
             raise forms.ValidationError("You may not create this kind of key.")
         if kind == ApiKey.Kind.APP and not data.get("app_id"):
             self.add_error("app_id", "An app key needs the id of its app.")
@@ -243,14 +253,15 @@ class ApiKeyAdmin(TenantScopedAdmin):
         return actions
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
+        # A subclass of self.form (ApiKeyForm), made by modelform_factory.
+        form = cast(type[ApiKeyForm], super().get_form(request, obj, change=change, **kwargs))
         form.principal = principal_of(request)
         return form
 
     def save_model(self, request, obj, form, change) -> None:
         key, raw = services.api_key_create(
             tenant=request.tenant,
-            principal=principal_of(request),
+            principal=require_principal(request),
             created_by=request.user,
             kind=form.cleaned_data["kind"],
             name=form.cleaned_data["name"],
@@ -273,7 +284,7 @@ class ApiKeyAdmin(TenantScopedAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke_keys(self, request, queryset):
-        principal = principal_of(request)
+        principal = require_principal(request)
         revoked = 0
         for key in queryset:
             try:
@@ -314,7 +325,7 @@ class AuditLogAdmin(NotFoundAdminMixin, admin.ModelAdmin):
         "ip",
         "user_agent",
     ]
-    fields = readonly_fields
+    fields = [*readonly_fields]
 
     def get_queryset(self, request):
         if request.user.is_superuser:
@@ -381,7 +392,7 @@ class UserAdmin(DjangoUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     readonly_fields = ["last_login", "date_joined"]
-    filter_horizontal: tuple = ()
+    filter_horizontal = ()
 
     def _superuser(self, request, obj=None) -> bool:
         return request.user.is_superuser

@@ -15,11 +15,8 @@ from django.http import Http404, HttpResponseRedirect
 
 from .context import tenant_context
 from .exceptions import WeftError
-from .permissions import Principal, allowed
-
-
-def principal_of(request) -> Principal | None:
-    return getattr(request, "principal", None)
+from .http import principal_of
+from .permissions import allowed
 
 
 class NotFoundAdminMixin:

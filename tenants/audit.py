@@ -148,6 +148,7 @@ def _record(instance: models.Model, action: str, changes: dict[str, Any]) -> Non
     actor = _actor.get()
     if actor is None:
         return
+    tenant_id: uuid.UUID | None
     if isinstance(instance, Tenant):
         tenant_id = instance.pk
     else:

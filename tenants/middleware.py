@@ -17,6 +17,7 @@ from . import audit
 from .api.errors import error_response, is_api_path
 from .context import reset_current_tenant, set_current_tenant
 from .exceptions import TenantSuspended
+from .http import ConsoleRequest
 from .middleware_base import HybridMiddleware
 from .models import Membership, Tenant
 from .permissions import Principal
@@ -82,7 +83,7 @@ def active_tenant(request: HttpRequest, user) -> tuple[Tenant | None, Principal]
 class ConsoleTenantMiddleware(HybridMiddleware):
     """Set the tenant context and audit actor for console and management-API requests."""
 
-    def _resolve(self, request: HttpRequest) -> tuple[Tenant | None, audit.Actor | None]:
+    def _resolve(self, request: ConsoleRequest) -> tuple[Tenant | None, audit.Actor | None]:
         request.tenant = None
         request.principal = None
         user = getattr(request, "user", None)
@@ -93,7 +94,7 @@ class ConsoleTenantMiddleware(HybridMiddleware):
         source = "api" if request.path.startswith("/api/") else "console"
         return tenant, audit.request_actor(request, user=user, source=source)
 
-    def _suspended(self, request: HttpRequest) -> HttpResponse | None:
+    def _suspended(self, request: ConsoleRequest) -> HttpResponse | None:
         tenant = request.tenant
         if tenant is None or tenant.is_active or request.user.is_superuser:
             return None

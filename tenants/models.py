@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 import zoneinfo
+from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -20,10 +21,10 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(f"“{value}” is not a known time zone (e.g. Europe/Berlin, UTC).")
 
 
-class UserManager(BaseUserManager):
+class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
-    def create_user(self, email: str, password: str | None = None, **extra):
+    def create_user(self, email: str, password: str | None = None, **extra) -> User:
         if not email:
             raise ValueError("An e-mail address is required.")
         user = self.model(email=self.normalize_email(email).lower(), **extra)
@@ -31,11 +32,12 @@ class UserManager(BaseUserManager):
         user.save(using=self._db)
         return user
 
-    def get_by_natural_key(self, username: str):
+    # The stubs allow None; ModelBackend never passes it (it returns early without one).
+    def get_by_natural_key(self, username: str) -> User:  # type: ignore[override]
         # Addresses are stored lower-case, so sign-in ignores the case typed.
         return self.get(email=username.strip().lower())
 
-    def create_superuser(self, email: str, password: str | None = None, **extra):
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:
         extra.update(is_staff=True, is_superuser=True)
         return self.create_user(email, password, **extra)
 
@@ -43,15 +45,17 @@ class UserManager(BaseUserManager):
 class User(AbstractUser):
     """A console user: logs in with e-mail and password, may belong to several tenants."""
 
-    username = None
-    first_name = None
-    last_name = None
+    # Removing AbstractUser's fields is Django's documented idiom; the stubs type them as str.
+    username = None  # type: ignore[assignment]
+    first_name = None  # type: ignore[assignment]
+    last_name = None  # type: ignore[assignment]
     email = models.EmailField("e-mail address", unique=True)
     name = models.CharField(max_length=150, blank=True)
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
-    objects = UserManager()
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+    # Ours replaces auth's UserManager, which the stubs pin AbstractUser.objects to.
+    objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
 
     class Meta:
         ordering = ["email"]
@@ -180,7 +184,11 @@ class ApiKey(TenantOwned):
         DATASET = "dataset", "Dataset (Knowledge API)"
         MANAGEMENT = "management", "Management API"
 
-    PREFIXES = {Kind.APP: "app-", Kind.DATASET: "dataset-", Kind.MANAGEMENT: "wk-"}
+    PREFIXES: ClassVar[dict[str, str]] = {
+        Kind.APP: "app-",
+        Kind.DATASET: "dataset-",
+        Kind.MANAGEMENT: "wk-",
+    }
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     name = models.CharField(max_length=100, blank=True)
@@ -206,6 +214,9 @@ class ApiKey(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # The key itself, set only on the instance `api_key_create` returns; never stored.
+    raw_key: str
 
     class Meta(TenantOwned.Meta):
         verbose_name = "API key"

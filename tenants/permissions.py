@@ -9,10 +9,14 @@ The README's permission table is this matrix; a test keeps the two in step.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import models
 
 from .roles import RANK, Role, at_least
+
+if TYPE_CHECKING:
+    from .models import User
 
 # (object kind, action) -> lowest role allowed.
 MATRIX: dict[tuple[str, str], str] = {
@@ -43,7 +47,7 @@ class Principal:
 
     tenant_id: object
     role: str | None
-    user: object | None = None
+    user: User | None = None
     is_platform_admin: bool = False
 
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from .api.errors import error_response
 from .exceptions import WeftError
+from .http import SignedInRequest
 from .middleware import SESSION_KEY
 from .models import Membership, Tenant
 from .service_auth import authenticate_service_key, key_kind_for_path
@@ -19,7 +20,7 @@ from .service_auth import authenticate_service_key, key_kind_for_path
 
 @login_required
 @require_POST
-def switch_tenant(request: HttpRequest):
+def switch_tenant(request: SignedInRequest):
     """Make another of the user's tenants the active one (superusers: any tenant)."""
     tenant_id = request.POST.get("tenant", "")
     tenants = Tenant.objects.all()

@@ -97,8 +97,9 @@ def exception_handler(exc, context):
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             headers["WWW-Authenticate"] = auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)  # drf.Throttled's seconds to wait
+        if wait:
+            headers["Retry-After"] = str(int(wait))
         return Response(envelope(code, message, status), status=status, headers=headers)
     return None  # unexpected: the middleware answers 500 and logs it
 

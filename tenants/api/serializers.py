@@ -58,7 +58,9 @@ class ApiKeyOut(serializers.ModelSerializer):
 
 
 class ApiKeyCreated(ApiKeyOut):
-    key = serializers.CharField(read_only=True, help_text="The key itself, shown only now.")
+    key = serializers.CharField(
+        source="raw_key", read_only=True, help_text="The key itself, shown only now."
+    )
 
     class Meta(ApiKeyOut.Meta):
         fields = [*ApiKeyOut.Meta.fields, "key"]

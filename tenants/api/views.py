@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -9,8 +11,9 @@ from rest_framework.response import Response
 
 from .. import services
 from ..exceptions import Forbidden
-from ..models import ApiKey, Membership, Tenant
-from ..permissions import can_tenant
+from ..http import require_principal, require_tenant
+from ..models import ApiKey, Membership, Tenant, TenantOwned
+from ..permissions import Principal, can_tenant
 from . import schema  # noqa: F401 - registers the authentication schemes
 from . import serializers as s
 
@@ -22,20 +25,21 @@ class TenantScopedViewSet(viewsets.GenericViewSet):
     permission_kind: str = ""
     permission_actions: dict[str, str] = {}
     object_level_actions: tuple[str, ...] = ()
-    model = None
+    model: ClassVar[type[TenantOwned]]  # set by each viewset
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema generator: no tenant
             return self.model.dangerously_unscoped.none()
         return self.model.objects.all()
 
+    # Both exist once TenantMember has let the request in.
     @property
-    def principal(self):
-        return self.request._request.principal
+    def principal(self) -> Principal:
+        return require_principal(self.request._request)
 
     @property
     def tenant(self) -> Tenant:
-        return self.request._request.tenant
+        return require_tenant(self.request._request)
 
 
 class CurrentTenantView(viewsets.ViewSet):
@@ -131,7 +135,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
             created_by=request.user,
             **data.validated_data,
         )
-        key.key = raw
+        key.raw_key = raw
         return Response(s.ApiKeyCreated(key).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=s.ApiKeyOut)

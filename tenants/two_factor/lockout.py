@@ -31,7 +31,9 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
     else:
         message = "Too many failed sign-in attempts. Ask an administrator to unlock the account."
     if is_api_path(request.path) or request.headers.get("x-requested-with") == "XMLHttpRequest":
-        response = JsonResponse(envelope("locked_out", message, status), status=status)
+        response: HttpResponse = JsonResponse(
+            envelope("locked_out", message, status), status=status
+        )
     else:
         context = {
             "title": "Sign-in locked",

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from ..http import ConsoleRequest
 from .devices import CodeForm, backup_codes_replace, two_factor_disable, two_factor_enable
 from .policy import (
     needs_verification,
@@ -75,17 +76,20 @@ def _park(request: HttpRequest, user) -> None:
 
 def _parked_user(request: HttpRequest):
     data = request.session.get(PENDING_KEY)
-    user = None
-    if isinstance(data, dict) and time.time() - data.get("at", 0) <= PENDING_SECONDS:
-        user = get_user_model().objects.filter(pk=data.get("user"), is_active=True).first()
-    # A password changed since step 1 voids it, as it would void a session.
-    if user is None or not constant_time_compare(
-        user.get_session_auth_hash(), data.get("hash", "")
+    if (
+        isinstance(data, dict)
+        and time.time() - data.get("at", 0) <= PENDING_SECONDS
+        and (user_id := data.get("user")) is not None
     ):
-        request.session.pop(PENDING_KEY, None)
-        return None
-    user.backend = data["backend"]
-    return user
+        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        # A password changed since step 1 voids it, as it would void a session.
+        if user is not None and constant_time_compare(
+            user.get_session_auth_hash(), data.get("hash", "")
+        ):
+            user.backend = data["backend"]
+            return user
+    request.session.pop(PENDING_KEY, None)
+    return None
 
 
 class PasswordStepView(LoginView):
@@ -210,7 +214,7 @@ def setup(request: HttpRequest, site) -> HttpResponse:
     return _render(request, site, "tenants/two_factor/setup.html", context)
 
 
-def overview(request: HttpRequest, site) -> HttpResponse:
+def overview(request: ConsoleRequest, site) -> HttpResponse:
     """The user's 2FA settings: status, backup codes left, and what they can change."""
     user = request.user
     context = {
@@ -239,7 +243,7 @@ def backup_codes(request: HttpRequest, site) -> HttpResponse:
     return _render(request, site, "tenants/two_factor/backup_codes.html", context)
 
 
-def disable(request: HttpRequest, site) -> HttpResponse:
+def disable(request: ConsoleRequest, site) -> HttpResponse:
     """Turn 2FA off after a current code; refused while a tenant of the user requires it."""
     required_by = tenants_requiring_2fa(request.user, request.tenant)
     context = {"title": "Turn off two-factor authentication", "required_by": required_by}

@@ -68,3 +68,10 @@ def test_schema_and_docs_are_published(client, db):
     text = schema.content.decode()
     assert "/api/members/" in text and "/api/keys/" in text and "/api/tenant/" in text
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_api_paths_take_an_optional_final_slash(client, tenant):
+    _, raw = api_key(tenant)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    for path in ("/api/tenant", "/api/tenant/", "/api/members", "/api/keys", "/api/keys/"):
+        assert client.get(path, **auth).status_code == 200, path

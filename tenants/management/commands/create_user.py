@@ -34,7 +34,7 @@ class Command(OperatorCommand):
         email = email.strip().lower()
         user = User.objects.filter(email=email).first()
         created = user is None
-        if created:
+        if user is None:
             user = services.user_create(email=email, password=password, name=name)
         with tenant_context(tenant_obj):
             if Membership.objects.filter(user=user).exists():

@@ -73,12 +73,19 @@ class _Interrupted(Exception):
 class Child:
     name: str
     argv: list[str]
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     reader: threading.Thread | None = None
 
     @property
     def prefix(self) -> str:
         return f"{self.name:<{NAME_WIDTH}} | "
+
+    @property
+    def running(self) -> subprocess.Popen[bytes]:
+        """The child's process, for code that runs only once every child has started."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} has not been started")
+        return self.process
 
 
 class Command(BaseCommand):
@@ -96,6 +103,7 @@ class Command(BaseCommand):
         self.supervising = False
         self.stopping = False
         self.force = False
+        self.warned = False
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
 
@@ -233,7 +241,7 @@ class Command(BaseCommand):
         try:
             for key in client.scan_iter(match=f"{HEARTBEAT_KEY_PREFIX}*", count=1000):
                 raw = client.get(key)
-                if raw is not None and json.loads(raw).get("pid") == worker.process.pid:
+                if raw is not None and json.loads(raw).get("pid") == worker.running.pid:
                     return True
         except (redis.RedisError, OSError, ValueError):
             return False
@@ -273,10 +281,9 @@ class Command(BaseCommand):
         """Wait for a stop signal (None) or a child's exit (the failure message)."""
         ready = False
         next_probe = 0.0
-        self.warned = False
         while self.stop_signal is None:
             for child in self.children:
-                code = child.process.poll()
+                code = child.running.poll()
                 if code is not None:
                     others = ", ".join(c.name for c in self.children if c is not child)
                     return (
@@ -293,7 +300,7 @@ class Command(BaseCommand):
 
     def _signal_group(self, child: Child, signum: int) -> None:
         try:
-            os.killpg(child.process.pid, signum)
+            os.killpg(child.running.pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
 
@@ -305,11 +312,12 @@ class Command(BaseCommand):
             self._signal_group(child, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
         for child in started:
-            while child.process.poll() is None and time.monotonic() < deadline and not self.force:
+            while child.running.poll() is None and time.monotonic() < deadline and not self.force:
                 time.sleep(0.05)
-            if child.process.poll() is None:
+            if child.running.poll() is None:
                 self.say(f"{child.name} did not stop in time; killing it")
                 self._signal_group(child, signal.SIGKILL)
-                child.process.wait()
+                child.running.wait()
         for child in started:
-            child.reader.join(timeout=2)
+            if child.reader is not None:
+                child.reader.join(timeout=2)
