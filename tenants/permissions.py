@@ -31,6 +31,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("api_key", "create"): Role.BUILDER,
     ("api_key", "revoke"): Role.BUILDER,
     ("audit_log", "view"): Role.ADMIN,
+    ("provider", "view"): Role.BUILDER,
+    ("provider", "manage"): Role.ADMIN,
 }
 
 # Guardian permission codenames that grant an action on one object.

@@ -8,6 +8,8 @@ from tenants.roles import Role
 
 from .factories import MembershipFactory, TenantFactory, UserFactory
 
+pytest_plugins = ["tests.fake_llm.plugin"]
+
 PASSWORD = "correct horse battery"
 
 

@@ -37,6 +37,8 @@ EXPECTED = {
     ("api_key", "create"): {O, A, B},
     ("api_key", "revoke"): {O, A, B},
     ("audit_log", "view"): {O, A},
+    ("provider", "view"): {O, A, B},
+    ("provider", "manage"): {O, A},
 }
 
 
