@@ -26,6 +26,11 @@ class SecretUnreadable(Exception):
     """A stored secret no configured key decrypts (a key was dropped too early)."""
 
 
+def _derived_key() -> str:
+    digest = hashlib.sha256(b"weft-secrets:" + settings.SECRET_KEY.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
 @cache
 def _fernet() -> MultiFernet:
     keys = list(settings.WEFT_SECRET_KEYS)
@@ -34,14 +39,15 @@ def _fernet() -> MultiFernet:
             "WEFT_SECRET_KEYS is not set: secrets are encrypted with a key derived from "
             "SECRET_KEY. Set WEFT_SECRET_KEYS in production (see the README)."
         )
-        derived = hashlib.sha256(b"weft-secrets:" + settings.SECRET_KEY.encode()).digest()
-        keys = [base64.urlsafe_b64encode(derived).decode()]
     try:
-        return MultiFernet([Fernet(key) for key in keys])
+        fernets = [Fernet(key) for key in keys]
     except ValueError as exc:
         raise ImproperlyConfigured(
             "WEFT_SECRET_KEYS must be comma-separated Fernet keys (32 url-safe base64 bytes)."
         ) from exc
+    # The derived key comes last: it encrypts only while no key is configured, and still
+    # decrypts what was saved before WEFT_SECRET_KEYS was set (rotate_secrets moves it on).
+    return MultiFernet([*fernets, Fernet(_derived_key())])
 
 
 def reset_keys() -> None:

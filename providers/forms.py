@@ -63,12 +63,6 @@ class CredentialForm(forms.ModelForm):
         if not editing or not instance.secret_encrypted:
             self.fields.pop("clear_secret", None)
 
-    def _get_validation_exclusions(self):
-        # base_url_problem checks the base URL: it accepts single-label hosts (a compose
-        # service such as `ollama`), which the model field's URLValidator refuses.
-        exclusions = super()._get_validation_exclusions()  # type: ignore[misc]  # not in stubs
-        return {*exclusions, "base_url"}
-
     def clean(self):
         super().clean()
         data = self.cleaned_data

@@ -14,6 +14,7 @@ from tenants.context import require_current_tenant
 from tenants.models import Tenant, TenantOwned, UnscopedManager
 
 from . import crypto
+from .validators import validate_base_url
 
 
 class ProviderKind(models.TextChoices):
@@ -51,9 +52,10 @@ class ProviderCredential(TenantOwned):
         max_length=32, choices=[c for c in ProviderKind.choices if c[0] != ProviderKind.OFFLINE]
     )
     name = models.CharField(max_length=100)
-    base_url = models.URLField(
+    base_url = models.CharField(
         blank=True,
         max_length=500,
+        validators=[validate_base_url],
         help_text="Leave empty for the provider's own address; required for compatible servers "
         "and Azure (e.g. http://ollama:11434/v1).",
     )

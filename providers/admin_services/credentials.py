@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
 
@@ -15,6 +14,7 @@ from tenants.permissions import Principal
 
 from .. import crypto, services
 from ..models import ProviderCredential, ProviderKind
+from ..validators import base_url_error
 from ._common import full_clean, raise_problems, require_manage
 
 NEEDS_BASE_URL: dict[str, str] = {
@@ -32,24 +32,10 @@ SECRET_OPTION = re.compile(r"secret|passw|api[_-]?key|access[_-]?key|token$|^key
 
 
 def base_url_problem(kind: str, base_url: str) -> str | None:
-    """What is wrong with a credential's base URL, or None. Single-label hosts (a compose
-    service such as `ollama`) are fine, which Django's URL validator would refuse."""
+    """What is wrong with a credential's base URL for its kind, or None."""
     if not base_url:
         return NEEDS_BASE_URL.get(kind)
-    try:
-        parts = urlsplit(base_url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return f"“{base_url}” is not a valid URL."
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        return f"“{base_url}” is not a valid URL: use http:// or https:// and a host name."
-    if parts.username or parts.password:
-        return "Put credentials in the secret, not in the URL (the URL is shown to builders)."
-    if parts.query or parts.fragment:
-        return "The base URL takes no query or fragment; put settings in options."
-    if any(char.isspace() for char in base_url):
-        return f"“{base_url}” is not a valid URL: it contains spaces."
-    return None
+    return base_url_error(base_url)
 
 
 def options_problem(options: Any) -> str | None:

@@ -104,6 +104,15 @@ class OpenAICompatible:
             headers["Authorization"] = f"Bearer {self.api_key}"
         if organization := self.options.get("organization"):
             headers["OpenAI-Organization"] = str(organization)
+        extra = self.options.get("headers")
+        if isinstance(extra, dict):  # e.g. a gateway's routing headers
+            headers.update(
+                {
+                    str(k): str(v)
+                    for k, v in extra.items()
+                    if k.lower() not in {"authorization", "api-key", "content-type"}
+                }
+            )
         return headers
 
     def _params(self) -> dict[str, str]:

@@ -180,3 +180,18 @@ def test_rotate_secrets_exits_1_from_the_command_line(keys, transactional_db, se
     assert result.returncode == 1, result.stderr
     assert "CommandError: 1 secret(s) cannot be decrypted" in result.stderr
     assert "acme/old" in result.stderr and SECRET not in result.stderr + result.stdout
+
+
+def test_secrets_saved_before_keys_were_configured_stay_readable_and_rotate(
+    keys, settings, tenant, capsys
+):
+    settings.SECRET_KEY = "the-development-secret-key"
+    keys()
+    make_credential(tenant, "early")
+    configured = Fernet.generate_key().decode()
+    keys(configured)
+    early = ProviderCredential.dangerously_unscoped.get(name="early")
+    assert early.secret == SECRET  # the derived key still decrypts
+    call_command("rotate_secrets")
+    rotated = stored_tokens()["early"]
+    assert Fernet(configured.encode()).decrypt(rotated.encode()).decode() == SECRET

@@ -222,3 +222,20 @@ def test_leaving_a_stream_cancels_the_upstream_request(fake_llm):
     first = async_to_sync(go)()
     assert isinstance(first, TextDelta)
     fake_llm.wait_until(lambda: fake_llm.cancelled == 1)
+
+
+def test_extra_headers_from_options_never_replace_the_key(fake_llm):
+    async def go():
+        async with guarded_client() as client:
+            impl = OpenAICompatible(
+                client=client,
+                base_url=fake_llm.openai_base_url,
+                api_key=fake_llm.api_key,
+                model="gpt-4o-mini",
+                options={"headers": {"X-Title": "Weft", "Authorization": "Bearer stolen"}},
+            )
+            return [e async for e in impl.chat(QUESTION, stream=False)]
+
+    async_to_sync(go)()
+    sent = fake_llm.last_request.headers
+    assert sent["x-title"] == "Weft" and sent["authorization"] == f"Bearer {fake_llm.api_key}"
