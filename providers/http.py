@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import weakref
 from functools import cache
 
 import httpx
@@ -124,3 +125,19 @@ def guarded_client(**kwargs) -> httpx.AsyncClient:
     kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
     kwargs.setdefault("follow_redirects", False)
     return httpx.AsyncClient(transport=GuardedTransport(), **kwargs)
+
+
+_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_client() -> httpx.AsyncClient:
+    """The guarded client of the running event loop, made once and kept: model calls reuse
+    its connections (and TLS sessions) instead of opening new ones every time. Never close
+    it; it lives as long as its loop."""
+    loop = asyncio.get_running_loop()
+    client = _shared.get(loop)
+    if client is None or client.is_closed:
+        client = _shared[loop] = guarded_client()
+    return client

@@ -8,6 +8,7 @@ retries, circuit breaking, load balancing and fallbacks, and meter every call.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from tenants.exceptions import InvalidInput, WeftError
 from tenants.models import Tenant
 
 from . import catalog
-from .http import guarded_client
+from .http import guarded_client, shared_client
 from .models import (
     DefaultModel,
     Fallback,
@@ -207,57 +208,61 @@ async def chat(
     usage = None
     route: Route | None = None
     status, error_code = UsageEvent.Status.OK, ""
-    async with guarded_client() as client:
-        stream_in_flight = None
+    client = shared_client()
+    stream_in_flight = None
 
-        async def open_stream(candidate: Route):
-            events = candidate.build(client).chat(
-                messages,
-                tools=tools,
-                response_format=response_format,
-                stream=stream,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                stop=stop,
-            )
-            try:
-                first = await anext(events)
-            except BaseException:
-                await events.aclose()
-                raise
-            return events, first
-
+    async def open_stream(candidate: Route):
+        events = candidate.build(client).chat(
+            messages,
+            tools=tools,
+            response_format=response_format,
+            stream=stream,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stop,
+        )
         try:
-            served, (stream_in_flight, first) = await resilience.run(
-                [resilience.Target(r.key, r) for r in routes], open_stream
-            )
-            route = served
-            async for event in _prepend(first, stream_in_flight):
-                if first_token is None and isinstance(event, TextDelta | ToolCallDelta):
-                    first_token = time.monotonic()
-                if isinstance(event, Finish):
-                    usage = event.usage
-                yield event
-        except WeftError as exc:
-            status, error_code = UsageEvent.Status.ERROR, exc.code
-            raise
+            first = await anext(events)
         except BaseException:
-            status, error_code = UsageEvent.Status.CANCELLED, "cancelled"
+            await events.aclose()
             raise
-        finally:
-            if stream_in_flight is not None:
-                await stream_in_flight.aclose()
-            await _record(
-                tenant=tenant,
-                route=route,
-                operation=ModelKind.CHAT,
-                usage=usage,
-                started=started,
-                first_token=first_token,
-                status=status,
-                error_code=error_code,
-                context=context,
-            )
+        return events, first
+
+    try:
+        served, (stream_in_flight, first) = await resilience.run(
+            [resilience.Target(r.key, r) for r in routes], open_stream
+        )
+        route = served
+        async for event in _prepend(first, stream_in_flight):
+            if first_token is None and isinstance(event, TextDelta | ToolCallDelta):
+                first_token = time.monotonic()
+            if isinstance(event, Finish):
+                usage = event.usage
+            yield event
+    except WeftError as exc:
+        status, error_code = UsageEvent.Status.ERROR, exc.code
+        raise
+    except (asyncio.CancelledError, GeneratorExit):
+        if usage is None:  # a caller leaving after the Finish event has had it all
+            status, error_code = UsageEvent.Status.CANCELLED, "cancelled"
+        raise
+    except Exception:
+        status, error_code = UsageEvent.Status.ERROR, "internal_error"
+        raise
+    finally:
+        if stream_in_flight is not None:
+            await stream_in_flight.aclose()
+        await _record(
+            tenant=tenant,
+            route=route,
+            operation=ModelKind.CHAT,
+            usage=usage,
+            started=started,
+            first_token=first_token,
+            status=status,
+            error_code=error_code,
+            context=context,
+        )
 
 
 async def _prepend(first: ChatEvent, rest: AsyncIterator[ChatEvent]) -> AsyncIterator[ChatEvent]:
@@ -321,12 +326,12 @@ async def rerank(
 async def _metered(tenant, routes, operation, call, context):
     started = time.monotonic()
     route = None
+    client = shared_client()
     try:
-        async with guarded_client() as client:
-            route, result = await resilience.run(
-                [resilience.Target(r.key, r) for r in routes],
-                lambda candidate: call(candidate.build(client)),
-            )
+        route, result = await resilience.run(
+            [resilience.Target(r.key, r) for r in routes],
+            lambda candidate: call(candidate.build(client)),
+        )
     except WeftError as exc:
         await _record(
             tenant=tenant,

@@ -236,3 +236,30 @@ def test_anthropic_through_a_credential(tenant, credential, fake_llm):
     events = chat(tenant=tenant, messages=HELLO, model="claude-3-5-haiku-latest")
     assert text_of(events) == "You said: hello there"
     assert usage_rows(tenant)[-1].provider == ProviderKind.ANTHROPIC
+
+
+def test_leaving_after_the_finish_event_is_not_a_cancellation(tenant, credential, fake_llm):
+    credential()
+
+    async def go():
+        async for event in services.chat(tenant=tenant, messages=HELLO, model="gpt-4o-mini"):
+            if isinstance(event, Finish):
+                break
+
+    async_to_sync(go)()
+    (row,) = usage_rows(tenant)
+    assert row.status == "ok" and row.completion_tokens > 0
+
+
+def test_calls_on_one_loop_share_one_client(tenant, credential, fake_llm):
+    from providers.http import shared_client
+
+    credential()
+
+    async def go():
+        first = shared_client()
+        for _ in range(2):
+            await services.chat_text(tenant=tenant, messages=HELLO, model="gpt-4o-mini")
+        return first is shared_client() and not first.is_closed
+
+    assert async_to_sync(go)()
