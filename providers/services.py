@@ -17,6 +17,7 @@ from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from tenants.context import tenant_context
@@ -109,7 +110,7 @@ def _find_model(kind: str, model: str | int | Model | None) -> Model:
     found = rows.filter(pk=model).first() if isinstance(model, int) else None
     if found is None and isinstance(model, str):
         # A tenant's own model wins over the global catalog entry of the same name.
-        found = rows.filter(name=model).order_by("tenant_id").last()
+        found = rows.filter(name=model).order_by(F("tenant_id").asc(nulls_last=True)).first()
     if found is None:
         raise ModelNotFound(f"No {kind} model “{model}” is available to this tenant.")
     return found

@@ -263,3 +263,22 @@ def test_calls_on_one_loop_share_one_client(tenant, credential, fake_llm):
         return first is shared_client() and not first.is_closed
 
     assert async_to_sync(go)()
+
+
+def test_a_tenants_own_model_wins_over_the_catalog_entry_of_the_same_name(
+    tenant, credential, fake_llm
+):
+    server = credential(kind=ProviderKind.OPENAI_COMPATIBLE, name="gateway")
+    with tenant_context(tenant):
+        own = Model.objects.create(
+            tenant=tenant,
+            provider=ProviderKind.OPENAI_COMPATIBLE,
+            credential=server,
+            name="gpt-4o-mini",
+            kind=ModelKind.CHAT,
+            input_price=Decimal("1"),
+        )
+    chat(tenant=tenant, messages=HELLO, model="gpt-4o-mini")
+    row = usage_rows(tenant)[-1]
+    assert row.provider == ProviderKind.OPENAI_COMPATIBLE and row.credential_id == server.pk
+    assert row.cost == own.cost(row.prompt_tokens, row.completion_tokens)
