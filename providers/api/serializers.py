@@ -6,6 +6,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from ..admin_services import CREDENTIAL_KIND_CHOICES
+from ..admin_services.catalog import MODEL_FIELDS
 from ..models import Model, ModelKind, ProviderCredential, UsageEvent
 from ..selectors import secret_shown
 
@@ -84,25 +85,7 @@ class ModelOut(serializers.ModelSerializer):
 
     class Meta:
         model = Model
-        fields = [
-            "id",
-            "scope",
-            "provider",
-            "credential",
-            "name",
-            "label",
-            "kind",
-            "context_window",
-            "max_output_tokens",
-            "dimensions",
-            "supports_tools",
-            "supports_json_schema",
-            "supports_vision",
-            "input_price",
-            "output_price",
-            "currency",
-            "enabled",
-        ]
+        fields = ["id", "scope", *MODEL_FIELDS]
         read_only_fields = fields
 
     def get_scope(self, model: Model) -> str:
@@ -123,23 +106,7 @@ class ModelIn(serializers.ModelSerializer):
 
     class Meta:
         model = Model
-        fields = [
-            "provider",
-            "credential",
-            "name",
-            "label",
-            "kind",
-            "context_window",
-            "max_output_tokens",
-            "dimensions",
-            "supports_tools",
-            "supports_json_schema",
-            "supports_vision",
-            "input_price",
-            "output_price",
-            "currency",
-            "enabled",
-        ]
+        fields = list(MODEL_FIELDS)
         # Uniqueness is the service's to report, as a conflict.
         validators: list = []
 
