@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
     "guardian",
@@ -72,6 +73,7 @@ INSTALLED_APPS = [
     "channels",
     "tenants",
     "providers",
+    "knowledge",
 ]
 
 MIDDLEWARE = [

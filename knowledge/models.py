@@ -1,0 +1,175 @@
+"""Knowledge bases: datasets of documents, split into chunks that carry an embedding and the
+terms full-text search ranks with BM25."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from pgvector.django import VectorField
+
+from tenants.models import TenantOwned
+
+
+class Dataset(TenantOwned):
+    """A knowledge base: documents indexed with one embedding model, searched together."""
+
+    class Permission(models.TextChoices):  # Dify's names
+        ONLY_ME = "only_me", "Only me"
+        ALL_TEAM_MEMBERS = "all_team_members", "Whole tenant"
+        PARTIAL_MEMBERS = "partial_members", "Chosen members"
+
+    class IndexingTechnique(models.TextChoices):
+        HIGH_QUALITY = "high_quality", "High quality (embeddings + keywords)"
+        ECONOMY = "economy", "Economy (keywords only)"
+
+    class DocForm(models.TextChoices):
+        TEXT = "text_model", "Chunks"
+        HIERARCHICAL = "hierarchical_model", "Parent-child chunks"
+        QA = "qa_model", "Question and answer pairs"
+
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    permission = models.CharField(
+        max_length=32, choices=Permission.choices, default=Permission.ONLY_ME
+    )
+    indexing_technique = models.CharField(
+        max_length=32, choices=IndexingTechnique.choices, default=IndexingTechnique.HIGH_QUALITY
+    )
+    doc_form = models.CharField(max_length=32, choices=DocForm.choices, default=DocForm.TEXT)
+    embedding_model = models.ForeignKey(
+        "providers.Model",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty: the tenant's default embedding model when the dataset was created.",
+    )
+    embedding_dimensions = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    retrieval_model = models.JSONField(
+        default=dict, blank=True, help_text="Default retrieval settings, in Dify's shape."
+    )
+    process_rule = models.JSONField(
+        default=dict, blank=True, help_text="Default splitting rule for new documents."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # BM25 needs the collection's size and average length: kept here, per dataset.
+    chunk_count = models.PositiveIntegerField(default=0, editable=False)
+    term_count = models.PositiveBigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="dataset_unique_name")
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Document(TenantOwned):
+    """One source in a dataset (a file or a text) and where its indexing stands."""
+
+    class Status(models.TextChoices):  # Dify's indexing_status values
+        WAITING = "waiting", "Waiting"
+        PARSING = "parsing", "Parsing"
+        CLEANING = "cleaning", "Cleaning"
+        SPLITTING = "splitting", "Splitting"
+        INDEXING = "indexing", "Indexing"
+        COMPLETED = "completed", "Completed"
+        ERROR = "error", "Error"
+        PAUSED = "paused", "Paused"
+
+    class Source(models.TextChoices):
+        UPLOAD_FILE = "upload_file", "Uploaded file"
+        TEXT = "text", "Text"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="documents")
+    name = models.CharField(max_length=255)
+    data_source_type = models.CharField(
+        max_length=32, choices=Source.choices, default=Source.UPLOAD_FILE
+    )
+    file = models.FileField(upload_to="knowledge/%Y/%m/", blank=True, max_length=500)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    kind = models.CharField(max_length=16, blank=True, help_text="The type sniffed from content.")
+    indexing_status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.WAITING
+    )
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    word_count = models.PositiveIntegerField(default=0)
+    tokens = models.PositiveIntegerField(default=0)
+    stage_seconds = models.JSONField(default=dict, blank=True, editable=False)
+    process_rule = models.JSONField(default=dict, blank=True)
+    doc_form = models.CharField(
+        max_length=32, choices=Dataset.DocForm.choices, default=Dataset.DocForm.TEXT
+    )
+    enabled = models.BooleanField(default=True)
+    archived = models.BooleanField(default=False)
+    doc_metadata = models.JSONField(default=dict, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    batch = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TenantOwned.Meta):
+        indexes = [
+            models.Index(fields=["tenant", "dataset", "position"], name="document_dataset_pos"),
+            models.Index(fields=["tenant", "indexing_status"], name="document_status"),
+        ]
+        ordering = ["position", "created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Chunk(TenantOwned):
+    """A piece of a document: what retrieval finds. Parents (parent-child mode) are kept for
+    their text only; their children are what gets matched."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
+    )
+    position = models.PositiveIntegerField()
+    searchable = models.BooleanField(default=True)
+    content = models.TextField()
+    answer = models.TextField(blank=True)
+    content_hash = models.CharField(max_length=64)
+    tokens = models.PositiveIntegerField(default=0)
+    keywords = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    hit_count = models.PositiveIntegerField(default=0)
+    # One column for every dimension; each dimension has its own partial HNSW index.
+    embedding = VectorField(null=True, blank=True)
+    embedding_dim = models.PositiveSmallIntegerField(null=True, blank=True)
+    terms = SearchVectorField(null=True, blank=True)
+    term_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            # Indexing writes chunks by (document, position): a re-run never duplicates.
+            models.UniqueConstraint(fields=["document", "position"], name="chunk_unique_position")
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "dataset", "document"], name="chunk_dataset_document"),
+            GinIndex(fields=["terms"], name="chunk_terms"),
+        ]
+        ordering = ["document", "position"]
+
+    def __str__(self) -> str:
+        return self.content[:60]
