@@ -170,6 +170,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HEARTBEAT_SECONDS = 10
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stalled-documents": {
+        "task": "knowledge.tasks.requeue_stalled_documents",
+        "schedule": 60.0,
+    },
+}
 
 # --- Auth
 AUTH_USER_MODEL = "tenants.User"
@@ -299,6 +305,8 @@ LOGGING = {
         # httpx logs every request line at INFO; Weft's own logs say what matters.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # pypdf warns about every damaged object of a PDF; a failed parse says what matters.
+        "pypdf": {"level": "ERROR"},
     },
 }
 

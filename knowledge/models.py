@@ -106,6 +106,10 @@ class Document(TenantOwned):
     word_count = models.PositiveIntegerField(default=0)
     tokens = models.PositiveIntegerField(default=0)
     stage_seconds = models.JSONField(default=dict, blank=True, editable=False)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Last sign of life of its indexing."
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     process_rule = models.JSONField(default=dict, blank=True)
     doc_form = models.CharField(
         max_length=32, choices=Dataset.DocForm.choices, default=Dataset.DocForm.TEXT
@@ -144,6 +148,9 @@ class Chunk(TenantOwned):
     )
     position = models.PositiveIntegerField()
     searchable = models.BooleanField(default=True)
+    # The document is completed, enabled and not archived: only live chunks are searched, so
+    # a document being indexed (or failed) never shows partial results.
+    live = models.BooleanField(default=False)
     content = models.TextField()
     answer = models.TextField(blank=True)
     content_hash = models.CharField(max_length=64)

@@ -58,7 +58,7 @@ def terms_text(text: str) -> str:
 def _scope_sql(alias: str = "c") -> str:
     return (
         f"{alias}.tenant_id = %(tenant)s AND {alias}.dataset_id = ANY(%(datasets)s) "
-        f"AND {alias}.searchable AND {alias}.enabled"
+        f"AND {alias}.searchable AND {alias}.enabled AND {alias}.live"
     )
 
 

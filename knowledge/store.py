@@ -53,7 +53,7 @@ def chunks_write(
                 )
                 values.append(
                     "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::vector, %s, "
-                    "to_tsvector('simple', %s), %s, now(), now(), true, 0, '[]'::jsonb, %s)"
+                    "to_tsvector('simple', %s), %s, now(), now(), true, false, 0, '[]'::jsonb, %s)"
                 )
                 params += [
                     uuid.uuid4(),
@@ -77,7 +77,7 @@ def chunks_write(
                 INSERT INTO knowledge_chunk (
                     id, tenant_id, dataset_id, document_id, position, searchable, content,
                     answer, content_hash, tokens, embedding, embedding_dim, terms, term_count,
-                    created_at, updated_at, enabled, hit_count, keywords, metadata
+                    created_at, updated_at, enabled, live, hit_count, keywords, metadata
                 ) VALUES {", ".join(values)}
                 ON CONFLICT (document_id, position) DO UPDATE SET
                     searchable = excluded.searchable, content = excluded.content,
@@ -124,8 +124,18 @@ def dataset_stats_refresh(*, dataset_id: uuid.UUID) -> None:
             UPDATE knowledge_dataset d SET chunk_count = s.n, term_count = s.terms
             FROM (SELECT count(*) AS n, coalesce(sum(term_count), 0) AS terms
                   FROM knowledge_chunk
-                  WHERE dataset_id = %s AND searchable AND enabled) s
+                  WHERE dataset_id = %s AND searchable AND enabled AND live) s
             WHERE d.id = %s
             """,
             [dataset_id, dataset_id],
         )
+
+
+def document_set_live(*, document_id: uuid.UUID, dataset_id: uuid.UUID, live: bool) -> None:
+    """Make the document's chunks searchable (completed, enabled, not archived) or not."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE knowledge_chunk SET live = %s WHERE document_id = %s AND live <> %s",
+            [live, document_id, live],
+        )
+        dataset_stats_refresh(dataset_id=dataset_id)

@@ -6,7 +6,7 @@ from django.db import connection
 
 from knowledge.models import Chunk, Dataset, Document
 from knowledge.search import analyze, bm25, semantic
-from knowledge.store import ChunkRow, chunks_write
+from knowledge.store import ChunkRow, chunks_write, document_set_live
 from providers.runtime.offline import hashing_vectors
 from tenants.context import tenant_context
 
@@ -34,6 +34,7 @@ def write(dataset, document, texts, *, embed=True, start=0):
             for i, (text, v) in enumerate(zip(texts, vectors, strict=True))
         ],
     )
+    document_set_live(document_id=document.pk, dataset_id=dataset.pk, live=True)
 
 
 def content_of(ids):
@@ -154,8 +155,19 @@ def test_parent_child_links(make_document):
             ChunkRow(position=2, content="Two sentences.", parent_position=0),
         ],
     )
+    document_set_live(document_id=document.pk, dataset_id=dataset.pk, live=True)
     with tenant_context(dataset.tenant):
         parent = Chunk.objects.get(document=document, position=0)
         assert sorted(parent.children.values_list("position", flat=True)) == [1, 2]
     dataset.refresh_from_db()
     assert dataset.chunk_count == 2  # parents are not searched
+
+
+def test_chunks_are_searched_only_while_their_document_is_live(make_document, tenant):
+    dataset, document = make_document()
+    write(dataset, document, ["weft and warp"], embed=False)
+    assert bm25(tenant_id=tenant.pk, dataset_ids=[dataset.pk], query="warp", top_k=5)
+    document_set_live(document_id=document.pk, dataset_id=dataset.pk, live=False)
+    assert bm25(tenant_id=tenant.pk, dataset_ids=[dataset.pk], query="warp", top_k=5) == []
+    dataset.refresh_from_db()
+    assert dataset.chunk_count == 0
