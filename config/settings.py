@@ -170,6 +170,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HEARTBEAT_SECONDS = 10
+CELERY_TASK_ROUTES = {"knowledge.tasks.*": {"queue": "indexing"}}
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-documents": {
         "task": "knowledge.tasks.requeue_stalled_documents",

@@ -25,6 +25,9 @@ Modes, as Dify names them (`process_rule.mode`, `doc_form`):
   headings over their answer, a CSV with question and answer columns). Generating pairs
   with a model is not done here.
 
+Dify's pre_processing_rules (`remove_extra_spaces`, `remove_urls_emails`) run first, through
+`knowledge.parsing.cleaning.clean`; `remove_stopwords` is accepted in the JSON but not applied.
+
 Sizes are tokens as `providers.runtime.tokens.count_tokens` counts them (the embedding
 model's encoding when `model` is given). Every piece is counted once and every chunk once
 more to check it, so the cost stays linear in the document's length.

@@ -213,3 +213,15 @@ def test_bad_inputs_refused_at_once(dataset):
     with pytest.raises(Conflict):
         services.dataset_create(tenant=dataset.tenant, name="Handbook")
     assert Document.dangerously_unscoped.count() == 0
+
+
+def test_creating_a_document_starts_indexing_on_the_indexing_queue(
+    dataset, django_capture_on_commit_callbacks
+):
+    from config.celery import app
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.document_create(dataset=dataset, name="h.md", data=HANDBOOK.encode())
+    assert len(callbacks) == 1
+    route = app.amqp.router.route({}, "knowledge.tasks.index_document", args=(), kwargs={})
+    assert route["queue"].name == "indexing"

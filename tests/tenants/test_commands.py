@@ -1,16 +1,15 @@
 """Operator commands: they do their job, and refuse bad arguments clearly with exit code 1."""
 
-import os
 import subprocess
 import sys
 from io import StringIO
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from tenants.models import ApiKey, Membership, Tenant, User
+from tests.processes import database_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,15 +161,6 @@ def test_create_api_key_refuses(tenant, args, message):
     with pytest.raises(CommandError, match=message):
         run("create_api_key", *args)
     assert ApiKey.dangerously_unscoped.count() == 0
-
-
-def database_env() -> dict:
-    """The environment for a `manage.py` child that talks to this run's test database."""
-    from django.conf import settings
-    from django.db import connection
-
-    url = urlsplit(settings.DATABASE_URL)._replace(path="/" + connection.settings_dict["NAME"])
-    return {**os.environ, "DATABASE_URL": urlunsplit(url)}
 
 
 def manage(*args):
