@@ -180,3 +180,35 @@ class Chunk(TenantOwned):
 
     def __str__(self) -> str:
         return self.content[:60]
+
+
+class HitTestQuery(TenantOwned):
+    """One retrieval test (hit testing) or API retrieval: the history shown beside it."""
+
+    class Source(models.TextChoices):
+        CONSOLE = "console", "Console"
+        API = "api", "Knowledge API"
+        APP = "app", "App"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="hit_tests")
+    query = models.TextField()
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.CONSOLE)
+    retrieval_model = models.JSONField(default=dict, blank=True)
+    result_count = models.PositiveIntegerField(default=0)
+    elapsed_ms = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Written on every retrieval, by no person's edit: not for the audit trail.
+    audit_trail = False
+
+    class Meta(TenantOwned.Meta):
+        indexes = [
+            models.Index(fields=["tenant", "dataset", "-created_at"], name="hittest_dataset_created")
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.query[:60]

@@ -33,10 +33,17 @@ MATRIX: dict[tuple[str, str], str] = {
     ("audit_log", "view"): Role.ADMIN,
     ("provider", "view"): Role.BUILDER,
     ("provider", "manage"): Role.ADMIN,
+    ("dataset", "view"): Role.OPERATOR,
+    ("dataset", "create"): Role.BUILDER,
+    ("dataset", "manage"): Role.BUILDER,
+    ("document", "upload"): Role.OPERATOR,
 }
 
 # Guardian permission codenames that grant an action on one object.
 OBJECT_PERMS: dict[tuple[str, str], str] = {
+    ("dataset", "view"): "knowledge.view_dataset",
+    ("dataset", "manage"): "knowledge.change_dataset",
+    ("document", "upload"): "knowledge.add_document",
     ("api_key", "view"): "tenants.view_apikey",
     ("api_key", "revoke"): "tenants.change_apikey",
     ("membership", "view"): "tenants.view_membership",

@@ -39,6 +39,10 @@ EXPECTED = {
     ("audit_log", "view"): {O, A},
     ("provider", "view"): {O, A, B},
     ("provider", "manage"): {O, A},
+    ("dataset", "view"): {O, A, B, P},
+    ("dataset", "create"): {O, A, B},
+    ("dataset", "manage"): {O, A, B},
+    ("document", "upload"): {O, A, B, P},
 }
 
 
