@@ -206,7 +206,9 @@ class HitTestQuery(TenantOwned):
 
     class Meta(TenantOwned.Meta):
         indexes = [
-            models.Index(fields=["tenant", "dataset", "-created_at"], name="hittest_dataset_created")
+            models.Index(
+                fields=["tenant", "dataset", "-created_at"], name="hittest_dataset_created"
+            )
         ]
         ordering = ["-created_at"]
 
