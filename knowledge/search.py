@@ -73,7 +73,7 @@ def semantic(
 
     The partial HNSW index of the vector's dimension is scanned iteratively (pgvector 0.8),
     so the tenant and dataset filter still fills top_k instead of dropping what the first
-    pass found in other datasets."""
+    pass found in other datasets; should the scan stop short, an exact search fills it."""
     dimensions = len(vector)
     distance = (
         f"{vector_expression(dimensions, 'c.embedding')} <=> %(vector)s::{vector_cast(dimensions)}"
@@ -103,6 +103,13 @@ def semantic(
         )
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+        if len(rows) < top_k:
+            # The scan gave up (hnsw.max_scan_tuples) before filling top_k: the filter keeps
+            # few chunks of a large index, or the index still holds many dead rows. Then the
+            # filter itself is selective, and an exact search over what it keeps is cheap.
+            cursor.execute("SET LOCAL enable_indexscan = off")
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
     return [(row[0], float(row[1])) for row in rows]
 
 

@@ -13,6 +13,13 @@ pytest_plugins = ["tests.fake_llm.plugin"]
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Uploads of a test go to its own temporary folder, never the data folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
 @pytest.fixture
 def tenant(db):
     return TenantFactory(slug="acme", name="Acme")

@@ -40,7 +40,7 @@ def test_lifecycle_through_the_api(client, tenant, admin_key):
 
     # The new key works where dataset keys belong, and its use is recorded.
     assert stored.last_used_at is None
-    assert client.get("/v1/datasets", **bearer(raw)).status_code == 404  # no endpoint yet
+    assert client.get("/v1/datasets", **bearer(raw)).status_code == 200
     stored.refresh_from_db()
     assert stored.last_used_at is not None
 
