@@ -1,0 +1,257 @@
+"""Search latency at scale: p50/p95 per query of `search.semantic`, `search.bm25` and
+`retrieval.retrieve` (hybrid, top_k=10) over N synthetic chunks, as ratios to a baseline
+measured in the same run: a primary-key lookup of one chunk.
+
+A throwaway tenant gets one dataset (built-in embedder) with one document whose N chunks
+(varied generated sentences, Zipf-distributed words) are written with `store.chunks_write`
+in batches, with built-in embedder vectors (`hashing_vectors`), then made live
+(`store.document_set_live`) and the table analysed. Then a second dataset of N/9 chunks is
+added and semantic search filtered to it (10% of the tenant's chunks) is checked to return
+the full top_k, and compared with an exact search. The tenant is deleted at the end, even
+on failure. The database must be migrated (`.venv/bin/python manage.py migrate`;
+`WEFT_DATA_DIR=/tmp/x` gives a separate embedded one).
+
+    .venv/bin/python bench/knowledge/latency.py --chunks 100000 --queries 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality import setup_django, throwaway_tenant
+
+TOP_K = 10
+WRITE_BATCH = 2_000
+WARMUP = 3
+
+
+def vocabulary(rng: random.Random, size: int = 20_000) -> tuple[list[str], list[float]]:
+    words = [
+        "".join(rng.choice("etaoinshrdlucmfwypvbgkqjxz") for _ in range(rng.randint(2, 10)))
+        for _ in range(size)
+    ]
+    return words, [1 / rank for rank in range(1, size + 1)]
+
+
+class Generator:
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)  # noqa: S311 (benchmark text, not a secret)
+        self.words, self.weights = vocabulary(self.rng)
+
+    def sentence(self) -> str:
+        words = self.rng.choices(self.words, self.weights, k=self.rng.randint(6, 20))
+        return " ".join(words).capitalize() + "."
+
+    def chunk(self) -> str:
+        return " ".join(self.sentence() for _ in range(self.rng.randint(2, 5)))
+
+    def query(self) -> str:
+        return " ".join(self.rng.choices(self.words, self.weights, k=self.rng.randint(2, 6)))
+
+
+def fill(tenant, dataset, document, generator: Generator, count: int, label: str) -> None:
+    from knowledge import store
+    from providers.runtime.offline import hashing_vectors
+
+    dimensions = dataset.embedding_dimensions
+    started = time.monotonic()
+    for start in range(0, count, WRITE_BATCH):
+        texts = [generator.chunk() for _ in range(min(WRITE_BATCH, count - start))]
+        vectors = hashing_vectors(texts, dimensions)
+        store.chunks_write(
+            tenant_id=tenant.pk,
+            dataset_id=dataset.pk,
+            document_id=document.pk,
+            rows=[
+                store.ChunkRow(position=start + i, content=text, embedding=vector)
+                for i, (text, vector) in enumerate(zip(texts, vectors, strict=True))
+            ],
+        )
+        done = start + len(texts)
+        if done % (WRITE_BATCH * 10) == 0 or done == count:
+            print(f"  {label}: {done} chunks, {time.monotonic() - started:.0f} s", file=sys.stderr)
+    store.document_set_live(document_id=document.pk, dataset_id=dataset.pk, live=True)
+
+
+def make_dataset(tenant, name: str):
+    from knowledge import services
+    from knowledge.models import Document
+    from tenants.context import tenant_context
+
+    dataset = services.dataset_create(tenant=tenant, name=name)
+    with tenant_context(tenant):
+        document = Document.objects.create(
+            dataset=dataset, name="synthetic", indexing_status=Document.Status.COMPLETED
+        )
+    return dataset, document
+
+
+def timed(call: Callable[[int], object], count: int) -> np.ndarray:
+    """Milliseconds per call, after a few unmeasured calls."""
+    for i in range(WARMUP):
+        call(i)
+    times = []
+    for i in range(count):
+        started = time.perf_counter()
+        call(i)
+        times.append((time.perf_counter() - started) * 1000)
+    return np.array(times)
+
+
+def analyze_table() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE knowledge_chunk")
+
+
+def exact_semantic(tenant_id, dataset_ids, vector, top_k: int) -> list:
+    """The same query as search.semantic with index scans off: the true nearest."""
+    from django.db import connection, transaction
+
+    from knowledge.vectors import vector_cast, vector_expression
+
+    dimensions = len(vector)
+    distance = f"{vector_expression(dimensions, 'embedding')} <=> %s::{vector_cast(dimensions)}"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute(
+            f"SELECT id FROM knowledge_chunk WHERE tenant_id = %s AND dataset_id = ANY(%s) "  # noqa: S608
+            f"AND embedding_dim = %s AND searchable AND enabled AND live "
+            f"ORDER BY {distance} LIMIT %s",
+            [
+                tenant_id,
+                list(dataset_ids),
+                dimensions,
+                "[" + ",".join(repr(float(x)) for x in vector) + "]",
+                top_k,
+            ],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=50)
+    args = parser.parse_args()
+    setup_django()
+
+    from asgiref.sync import async_to_sync
+    from django.db import connection
+
+    from knowledge import search
+    from knowledge.models import Chunk
+    from knowledge.retrieval import RetrievalSettings, retrieve
+    from providers.runtime.offline import hashing_vectors
+    from tenants.context import tenant_context
+
+    generator = Generator(7)
+    tenant = throwaway_tenant()
+    try:
+        dataset, document = make_dataset(tenant, "Latency bench")
+        started = time.monotonic()
+        fill(tenant, dataset, document, generator, args.chunks, "main dataset")
+        analyze_table()
+        build = time.monotonic() - started
+        print(f"{args.chunks} chunks written, live and analysed in {build:.0f} s")
+
+        queries = [generator.query() for _ in range(args.queries + WARMUP)]
+        vectors = hashing_vectors(queries, dataset.embedding_dimensions).tolist()
+        with tenant_context(tenant):
+            ids = list(
+                Chunk.objects.filter(dataset=dataset)
+                .order_by("?")
+                .values_list("pk", flat=True)[: args.queries + WARMUP]
+            )
+        settings = RetrievalSettings.from_dify({"search_method": "hybrid_search", "top_k": TOP_K})
+
+        def lookup(i: int) -> None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT content FROM knowledge_chunk WHERE id = %s", [ids[i]])
+                cursor.fetchone()
+
+        results: dict[str, np.ndarray] = {}
+        results["primary-key lookup (baseline)"] = timed(lookup, args.queries)
+        results["search.semantic"] = timed(
+            lambda i: search.semantic(
+                tenant_id=tenant.pk, dataset_ids=[dataset.pk], vector=vectors[i], top_k=TOP_K
+            ),
+            args.queries,
+        )
+        results["search.bm25"] = timed(
+            lambda i: search.bm25(
+                tenant_id=tenant.pk, dataset_ids=[dataset.pk], query=queries[i], top_k=TOP_K
+            ),
+            args.queries,
+        )
+        results["retrieve (hybrid, top_k=10)"] = timed(
+            lambda i: async_to_sync(retrieve)(
+                tenant=tenant, datasets=[dataset], query=queries[i], settings=settings
+            ),
+            args.queries,
+        )
+        empty = sum(
+            not search.bm25(tenant_id=tenant.pk, dataset_ids=[dataset.pk], query=q, top_k=TOP_K)
+            for q in queries
+        )
+
+        # A second dataset in the same tenant; semantic search filtered to the smaller one.
+        small, small_document = make_dataset(tenant, "Latency bench, filtered")
+        fill(tenant, small, small_document, generator, max(TOP_K, args.chunks // 9), "second")
+        analyze_table()
+        short, overlap = 0, 0.0
+        for vector in vectors[: args.queries]:
+            hits = search.semantic(
+                tenant_id=tenant.pk, dataset_ids=[small.pk], vector=vector, top_k=TOP_K
+            )
+            short += len(hits) < TOP_K
+            exact = exact_semantic(tenant.pk, [small.pk], vector, TOP_K)
+            overlap += len({h[0] for h in hits} & set(exact)) / max(1, len(exact))
+        with tenant_context(tenant):
+            small_ids = set(Chunk.objects.filter(dataset=small).values_list("pk", flat=True))
+        outside = 0
+        for vector in vectors[:5]:
+            hits = search.semantic(
+                tenant_id=tenant.pk, dataset_ids=[small.pk], vector=vector, top_k=TOP_K
+            )
+            outside += sum(h[0] not in small_ids for h in hits)
+        results["search.semantic, filtered to 10%"] = timed(
+            lambda i: search.semantic(
+                tenant_id=tenant.pk, dataset_ids=[small.pk], vector=vectors[i], top_k=TOP_K
+            ),
+            args.queries,
+        )
+
+        base50, base95 = np.percentile(results["primary-key lookup (baseline)"], [50, 95])
+        print(
+            f"{args.queries} queries (2-6 words), top_k={TOP_K}; "
+            f"{empty} of {len(queries)} queries have no full-text match"
+        )
+        print(f"{'':<34} {'p50 ms':>8} {'p95 ms':>8} {'p50 ratio':>10} {'p95 ratio':>10}")
+        for name, times in results.items():
+            p50, p95 = np.percentile(times, [50, 95])
+            print(f"{name:<34} {p50:>8.2f} {p95:>8.2f} {p50 / base50:>9.1f}x {p95 / base95:>9.1f}x")
+        total = args.chunks + max(TOP_K, args.chunks // 9)
+        verdict = "holds" if short == 0 and outside == 0 else "FAILS"
+        print(
+            f"filtered semantic (queried dataset {max(TOP_K, args.chunks // 9)} of {total} "
+            f"chunks): {args.queries - short}/{args.queries} queries returned the full "
+            f"top_k={TOP_K}, {outside} hits outside the dataset, "
+            f"mean overlap with exact search {overlap / args.queries:.3f} — {verdict}"
+        )
+    finally:
+        tenant.delete()
+
+
+if __name__ == "__main__":
+    main()
