@@ -131,6 +131,8 @@ def bm25(
         "top_k": top_k,
     }
     # Only integers and constants are formatted into the SQL; values are parameters.
+    # One pass: the candidates are exactly the chunks in scope holding a query term, so each
+    # term's document frequency is counted among them, not by a scan of its own.
     sql = f"""
         WITH stats AS (
             SELECT coalesce(sum(chunk_count), 0) AS n,
@@ -139,36 +141,30 @@ def bm25(
             FROM knowledge_dataset
             WHERE tenant_id = %(tenant)s AND id = ANY(%(datasets)s)
         ),
-        query_terms AS (
-            SELECT t.term,
-                   (SELECT count(*) FROM knowledge_chunk c
-                     WHERE {_scope_sql()} AND c.terms @@ quote_literal(t.term)::tsquery) AS df
-            FROM unnest(%(terms)s::text[]) AS t(term)
+        hits AS MATERIALIZED (
+            SELECT c.id, c.term_count, l.lexeme, array_length(l.positions, 1) AS tf
+            FROM knowledge_chunk c
+            CROSS JOIN LATERAL unnest(c.terms) AS l(lexeme, positions, weights)
+            WHERE {_scope_sql()}
+              AND c.terms @@ %(any_term)s::tsquery
+              AND l.lexeme = ANY(%(terms)s::text[])
         ),
         weighted AS (
-            SELECT q.term,
-                   ln(1 + (s.n - q.df + 0.5) / (q.df + 0.5)) AS idf
-            FROM query_terms q, stats s
-            WHERE q.df > 0
-        ),
-        candidates AS (
-            SELECT c.id, c.terms, c.term_count
-            FROM knowledge_chunk c
-            WHERE {_scope_sql()}
-              AND c.terms @@ (SELECT string_agg(quote_literal(term), ' | ')::tsquery FROM weighted)
+            SELECT h.lexeme, ln(1 + (s.n - count(*) + 0.5) / (count(*) + 0.5)) AS idf
+            FROM hits h, stats s
+            GROUP BY h.lexeme, s.n
         )
-        SELECT c.id,
-               sum(w.idf * (array_length(l.positions, 1) * ({K1} + 1))
-                   / (array_length(l.positions, 1)
-                      + {K1} * (1 - {B} + {B} * c.term_count / s.avgdl))) AS score
-        FROM candidates c
-        CROSS JOIN LATERAL unnest(c.terms) AS l(lexeme, positions, weights)
-        JOIN weighted w ON w.term = l.lexeme
+        SELECT h.id,
+               sum(w.idf * (h.tf * ({K1} + 1))
+                   / (h.tf + {K1} * (1 - {B} + {B} * h.term_count / s.avgdl))) AS score
+        FROM hits h
+        JOIN weighted w ON w.lexeme = h.lexeme
         CROSS JOIN stats s
-        GROUP BY c.id
-        ORDER BY score DESC, c.id
+        GROUP BY h.id
+        ORDER BY score DESC, h.id
         LIMIT %(top_k)s
     """  # noqa: S608
+    params["any_term"] = " | ".join("'" + term.replace("'", "''") + "'" for term in terms)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [(row[0], float(row[1])) for row in cursor.fetchall()]
