@@ -8,7 +8,8 @@ from typing import Any
 from django import forms
 
 from providers.forms import model_choice_label
-from providers.models import DefaultModel, Model, ModelKind, ProviderKind
+from providers.models import Model, ModelKind
+from providers.selectors import default_model
 
 from .models import Chunk, Dataset
 from .splitting import (
@@ -34,15 +35,6 @@ SEARCH_METHODS = [
 def escape_separator(separator: str) -> str:
     """Show a separator as Dify's console writes it (`\\n\\n`), never as raw newlines."""
     return separator.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-
-
-def default_embedding_model() -> Model | None:
-    """The tenant's default embedding model, else the built-in offline one (tenant context)."""
-    default = DefaultModel.objects.filter(kind=ModelKind.EMBEDDING).select_related("model")
-    chosen = default.first()
-    if chosen is not None:
-        return chosen.model
-    return Model.catalog.filter(provider=ProviderKind.OFFLINE, kind=ModelKind.EMBEDDING).first()
 
 
 class DatasetForm(forms.ModelForm):
@@ -102,7 +94,7 @@ class DatasetForm(forms.ModelForm):
             field.queryset = Model.objects.filter(enabled=True, kind=ModelKind.EMBEDDING)
             field.label_from_instance = model_choice_label  # type: ignore[method-assign,assignment]
             if self.instance._state.adding:
-                default = default_embedding_model()
+                default = default_model(ModelKind.EMBEDDING)
                 self.initial.setdefault("embedding_model", None)
                 if self.initial["embedding_model"] is None and default is not None:
                     self.initial["embedding_model"] = default.pk

@@ -8,7 +8,8 @@ import hashlib
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
-from providers.models import Model, ModelKind, ProviderKind
+from providers.models import Model, ModelKind
+from providers.selectors import default_model
 from tenants.context import tenant_context
 from tenants.exceptions import Conflict, InvalidInput
 from tenants.models import Tenant, User
@@ -21,20 +22,12 @@ MAX_FILE_BYTES = 15 * 1024 * 1024
 
 
 def _embedding_model(tenant: Tenant, model: Model | None) -> Model:
-    from providers.models import DefaultModel
-
-    with tenant_context(tenant):
-        if model is not None:
-            if model.kind != ModelKind.EMBEDDING:
-                raise InvalidInput(f"embedding_model: {model} is not an embedding model.")
-            return model
-        default = DefaultModel.objects.filter(kind=ModelKind.EMBEDDING).select_related("model")
-        chosen = default.first()
-        return (
-            chosen.model
-            if chosen
-            else Model.catalog.get(provider=ProviderKind.OFFLINE, kind=ModelKind.EMBEDDING)
-        )
+    if model is None:
+        with tenant_context(tenant):
+            return default_model(ModelKind.EMBEDDING)
+    if model.kind != ModelKind.EMBEDDING:
+        raise InvalidInput(f"embedding_model: {model} is not an embedding model.")
+    return model
 
 
 def _check_rule(process_rule: dict) -> None:

@@ -74,6 +74,15 @@ class EffectiveDefault:
         return ModelKind(self.kind).label
 
 
+def default_model(kind: str) -> Model:
+    """The model a call of this kind uses when it names none: the tenant's default, else the
+    built-in one (tenant context required)."""
+    chosen = DefaultModel.objects.filter(kind=kind).select_related("model").first()
+    if chosen is not None:
+        return chosen.model
+    return Model.catalog.get(provider=ProviderKind.OFFLINE, kind=kind)
+
+
 def defaults_effective() -> list[EffectiveDefault]:
     """One entry per model kind, in kind order (three queries at most)."""
     defaults = {d.kind: d for d in DefaultModel.objects.select_related("model")}

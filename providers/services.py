@@ -51,6 +51,7 @@ from .runtime.types import (
     ToolCallDelta,
     Usage,
 )
+from .selectors import default_model
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,7 @@ def _find_model(kind: str, model: str | int | Model | None) -> Model:
     if isinstance(model, Model):
         return model
     if model is None:
-        default = DefaultModel.objects.select_related("model").filter(kind=kind).first()
-        if default is not None:
-            return default.model
-        return Model.catalog.get(provider=ProviderKind.OFFLINE, kind=kind)
+        return default_model(kind)
     rows = Model.objects.filter(kind=kind, enabled=True).select_related("credential")
     found = rows.filter(pk=model).first() if isinstance(model, int) else None
     if found is None and isinstance(model, str):
