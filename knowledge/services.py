@@ -8,7 +8,9 @@ import hashlib
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
+from providers import services as models_runtime
 from providers.models import Model, ModelKind
+from providers.runtime.tokens import count_tokens
 from providers.selectors import default_model
 from tenants.context import tenant_context
 from tenants.exceptions import Conflict, InvalidInput
@@ -210,3 +212,62 @@ def dataset_delete(*, dataset: Dataset) -> None:
                 storage.delete(name)
 
         transaction.on_commit(remove_files)
+
+
+async def chunk_embedding(
+    *, tenant: Tenant, dataset: Dataset, chunk: Chunk, content: str
+) -> list[float] | None:
+    """The vector a chunk's edited text needs: none when the text is unchanged, the chunk is
+    not searched (a parent) or the dataset keeps no vectors (economy). `dataset` must come
+    with its embedding model loaded."""
+    if (
+        content == chunk.content
+        or not chunk.searchable
+        or dataset.indexing_technique != Dataset.IndexingTechnique.HIGH_QUALITY
+    ):
+        return None
+    embedded = await models_runtime.embed(
+        tenant=tenant, texts=[content], model=dataset.embedding_model
+    )
+    return list(embedded.vectors[0])
+
+
+def chunk_edit(
+    *,
+    chunk: Chunk,
+    content: str,
+    answer: str,
+    keywords: list[str] | tuple[str, ...] | None = None,
+    enabled: bool | None = None,
+    vector: list[float] | None = None,
+) -> Chunk:
+    """Save an edit of one chunk (console or API): changed text is rewritten at its position
+    with fresh terms, hash and tokens; the vector is `vector` (from chunk_embedding) when the
+    text changed, else the one it had; `live` stays as it was."""
+    with transaction.atomic():
+        if (content, answer) != (chunk.content, chunk.answer):
+            store.chunks_write(
+                tenant_id=chunk.tenant_id,
+                dataset_id=chunk.dataset_id,
+                document_id=chunk.document_id,
+                rows=[
+                    store.ChunkRow(
+                        position=chunk.position,
+                        content=content,
+                        answer=answer,
+                        tokens=count_tokens(content),
+                        searchable=chunk.searchable,
+                        embedding=vector if content != chunk.content else chunk.embedding,
+                        metadata=chunk.metadata,
+                    )
+                ],
+            )
+        fields: dict = {}
+        if keywords is not None:
+            fields["keywords"] = list(keywords)
+        if enabled is not None:
+            fields["enabled"] = enabled
+        if fields:
+            Chunk.dangerously_unscoped.filter(pk=chunk.pk).update(**fields)
+        store.dataset_stats_refresh(dataset_id=chunk.dataset_id)
+    return Chunk.dangerously_unscoped.get(pk=chunk.pk)

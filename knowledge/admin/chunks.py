@@ -4,54 +4,12 @@ from __future__ import annotations
 
 from asgiref.sync import async_to_sync
 from django.contrib import admin
-from django.db import transaction
 from django.template.defaultfilters import truncatechars
 
-from providers import services as models_runtime
-from providers.runtime.tokens import count_tokens
-from tenants.context import tenant_context
-
-from .. import store
+from .. import services
 from ..forms import ChunkForm
-from ..models import Chunk, Dataset
+from ..models import Chunk
 from .base import DatasetFilter, KnowledgeAdmin
-
-
-def chunk_update(
-    *, chunk: Chunk, content: str, answer: str, keywords: list[str], enabled: bool
-) -> Chunk:
-    """Save a console edit: changed text is re-embedded (high-quality datasets) and written
-    back at the same position with fresh terms and hash; `live` stays as it was."""
-    dataset = chunk.dataset
-    with tenant_context(dataset.tenant):
-        if (content, answer) != (chunk.content, chunk.answer):
-            embedding = None
-            if chunk.searchable and dataset.indexing_technique == (
-                Dataset.IndexingTechnique.HIGH_QUALITY
-            ):
-                # Outside the transaction: a model call holds no database lock.
-                embedding = async_to_sync(models_runtime.embed)(
-                    tenant=dataset.tenant, texts=[content], model=dataset.embedding_model
-                ).vectors[0]
-            row = store.ChunkRow(
-                position=chunk.position,
-                content=content,
-                tokens=count_tokens(content),
-                answer=answer,
-                searchable=chunk.searchable,
-                embedding=embedding,
-                metadata=chunk.metadata,
-            )
-            store.chunks_write(
-                tenant_id=chunk.tenant_id,
-                dataset_id=chunk.dataset_id,
-                document_id=chunk.document_id,
-                rows=[row],
-            )
-        with transaction.atomic():
-            Chunk.objects.filter(pk=chunk.pk).update(keywords=keywords, enabled=enabled)
-            store.dataset_stats_refresh(dataset_id=chunk.dataset_id)
-        return Chunk.objects.get(pk=chunk.pk)
 
 
 @admin.register(Chunk)
@@ -112,11 +70,19 @@ class ChunkAdmin(KnowledgeAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
-        saved = chunk_update(
-            chunk=Chunk.dangerously_unscoped.select_related("dataset__tenant").get(pk=obj.pk),
-            content=data["content"],
+        chunk = Chunk.dangerously_unscoped.select_related(
+            "dataset__tenant", "dataset__embedding_model"
+        ).get(pk=obj.pk)
+        content = data["content"]
+        vector = async_to_sync(services.chunk_embedding)(
+            tenant=chunk.dataset.tenant, dataset=chunk.dataset, chunk=chunk, content=content
+        )
+        saved = services.chunk_edit(
+            chunk=chunk,
+            content=content,
             answer=data.get("answer", ""),
             keywords=data["keywords"],
             enabled=data["enabled"],
+            vector=vector,
         )
         obj.__dict__.update({k: v for k, v in saved.__dict__.items() if k != "_state"})

@@ -17,7 +17,7 @@ from providers import services as models_runtime
 from providers.runtime.tokens import count_tokens
 from tenants.exceptions import InvalidInput, WeftError
 
-from .. import store
+from .. import services, store
 from ..models import Chunk, Dataset, Document
 from .base import (
     Caller,
@@ -230,45 +230,8 @@ def _edit_input(
     return dataset, document, chunk, new_content, new_answer, keywords, enabled
 
 
-def _edit(
-    document: Document,
-    chunk: Chunk,
-    *,
-    content: str,
-    answer: str,
-    keywords: tuple[str, ...] | None,
-    enabled: bool | None,
-    vector: list[float] | None,
-) -> dict[str, Any]:
-    with transaction.atomic():
-        if (content, answer) != (chunk.content, chunk.answer):
-            kept = chunk.embedding if content == chunk.content else None
-            store.chunks_write(
-                tenant_id=document.tenant_id,
-                dataset_id=document.dataset_id,
-                document_id=document.pk,
-                rows=[
-                    store.ChunkRow(
-                        position=chunk.position,
-                        content=content,
-                        answer=answer,
-                        tokens=count_tokens(content),
-                        searchable=chunk.searchable,
-                        embedding=vector if vector is not None else kept,
-                        metadata=chunk.metadata,
-                    )
-                ],
-            )
-        fields: dict[str, Any] = {}
-        if keywords is not None:
-            fields["keywords"] = list(keywords)
-        if enabled is not None:
-            fields["enabled"] = enabled
-        if fields:
-            Chunk.objects.filter(pk=chunk.pk).update(**fields)
-        store.dataset_stats_refresh(dataset_id=document.dataset_id)
-    fresh = _children(Chunk.objects.filter(pk=chunk.pk)).get()
-    return _shown(fresh)
+def _saved_shape(chunk_id) -> dict[str, Any]:
+    return _shown(_children(Chunk.objects.filter(pk=chunk_id)).get())
 
 
 async def segment_update(
@@ -277,19 +240,18 @@ async def segment_update(
     dataset, document, chunk, content, answer, keywords, enabled = await sync_to_async(_edit_input)(
         request, caller, dataset_id, document_id, segment_id
     )
-    vector = None
-    if content != chunk.content and chunk.searchable:
-        vectors = await _embed(caller, dataset, [content])
-        vector = vectors[0] if vectors else None
-    data = await sync_to_async(_edit)(
-        document,
-        chunk,
+    vector = await services.chunk_embedding(
+        tenant=caller.tenant, dataset=dataset, chunk=chunk, content=content
+    )
+    saved = await sync_to_async(services.chunk_edit)(
+        chunk=chunk,
         content=content,
         answer=answer,
         keywords=keywords,
         enabled=enabled,
         vector=vector,
     )
+    data = await sync_to_async(_saved_shape)(saved.pk)
     return ok({"data": data, "doc_form": document.doc_form})
 
 

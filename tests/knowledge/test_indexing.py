@@ -225,3 +225,34 @@ def test_creating_a_document_starts_indexing_on_the_indexing_queue(
     assert len(callbacks) == 1
     route = app.amqp.router.route({}, "knowledge.tasks.index_document", args=(), kwargs={})
     assert route["queue"].name == "indexing"
+
+
+def test_chunk_edit_reembeds_changed_text_and_keeps_the_vector_otherwise(dataset):
+    from asgiref.sync import async_to_sync
+
+    document = services.document_create(dataset=dataset, name="h.md", data=HANDBOOK.encode())
+    run(document)
+    chunk = (
+        Chunk.dangerously_unscoped.select_related("dataset__embedding_model")
+        .filter(document=document)
+        .first()
+    )
+    before = list(chunk.embedding)
+
+    def edit(content, answer="", **fields):
+        current = Chunk.dangerously_unscoped.select_related("dataset__embedding_model").get(
+            pk=chunk.pk
+        )
+        vector = async_to_sync(services.chunk_embedding)(
+            tenant=current.dataset.tenant, dataset=current.dataset, chunk=current, content=content
+        )
+        return services.chunk_edit(
+            chunk=current, content=content, answer=answer, vector=vector, **fields
+        )
+
+    same_text = edit(chunk.content, answer="an answer", keywords=["loom"])
+    assert list(same_text.embedding) == before and same_text.answer == "an answer"
+    assert same_text.keywords == ["loom"] and same_text.live
+    changed = edit("Silk is a protein fibre made by silkworms.", enabled=False)
+    assert list(changed.embedding) != before and not changed.enabled
+    assert changed.content_hash != chunk.content_hash and changed.live
