@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import smtplib
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
@@ -34,9 +35,15 @@ logger = logging.getLogger(__name__)
 PLATFORM = Principal(tenant_id=None, role=None, user=None, is_platform_admin=True)
 
 
-def _full_clean(obj, *, exclude: list[str] | None = None) -> None:
+def full_clean(obj, *, exclude: Sequence[str] = (), validate_unique: bool = True) -> None:
+    """Django's model validation, as one InvalidInput naming each field: `field: message; …`.
+    Services that report uniqueness as a conflict pass validate_unique=False."""
     try:
-        obj.full_clean(exclude=exclude)
+        obj.full_clean(
+            exclude=list(exclude),
+            validate_unique=validate_unique,
+            validate_constraints=validate_unique,
+        )
     except ValidationError as exc:
         parts = [
             f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages)
@@ -48,7 +55,7 @@ def _full_clean(obj, *, exclude: list[str] | None = None) -> None:
 def tenant_create(*, slug: str, name: str, time_zone: str = "UTC") -> Tenant:
     """Create a tenant (platform operators only reach this)."""
     tenant = Tenant(slug=slug, name=name, time_zone=time_zone)
-    _full_clean(tenant)
+    full_clean(tenant)
     with transaction.atomic():
         tenant.save()
     return tenant

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from django.core.exceptions import ValidationError
-
+from tenants import services as tenant_services
 from tenants.exceptions import Forbidden, InvalidInput
 from tenants.permissions import Principal, allowed
 
@@ -24,7 +23,4 @@ def raise_problems(problems: Mapping[str, str]) -> None:
 def full_clean(obj, *, exclude: Sequence[str] = ()) -> None:
     """Field-level checks (lengths, choices, decimals); uniqueness is checked separately, as
     a conflict."""
-    try:
-        obj.full_clean(exclude=list(exclude), validate_unique=False, validate_constraints=False)
-    except ValidationError as exc:
-        raise_problems({field: " ".join(msgs) for field, msgs in exc.message_dict.items()})
+    tenant_services.full_clean(obj, exclude=exclude, validate_unique=False)
