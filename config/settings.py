@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "tenants",
     "providers",
     "knowledge",
+    "workflows",
 ]
 
 MIDDLEWARE = [
