@@ -35,6 +35,7 @@ SEARCH_METHODS = ("semantic_search", "full_text_search", "keyword_search", "hybr
 RERANKING_MODES = ("reranking_model", "weighted_score")
 FUSIONS = ("weighted", "rrf")
 RRF_K = 60
+DEFAULT_WEIGHT = 0.5
 MAX_TOP_K = 100
 # Hybrid and rerank look at more candidates than they return, so fusion can reorder them.
 MIN_CANDIDATES = 20
@@ -70,11 +71,12 @@ class RetrievalSettings:
     reranking_enable: bool = False
     reranking_mode: str = "reranking_model"
     reranking_model: str | None = None
-    vector_weight: float = 0.7
-    keyword_weight: float = 0.3
-    # RRF by default: on Cranfield with the built-in models, weighted min-max fusion at
-    # 0.7/0.3 fell below full text alone (nDCG@10 0.319 vs 0.331); RRF did not (0.333).
-    fusion: str = "rrf"
+    # Equal weights unless the caller sets them: neither method is known to be the better
+    # one for a dataset. (Dify's console proposes 0.7/0.3; bench/knowledge/quality.py
+    # measures both.)
+    vector_weight: float = DEFAULT_WEIGHT
+    keyword_weight: float = DEFAULT_WEIGHT
+    fusion: str = "weighted"
     logical_operator: str = "and"
     conditions: tuple[MetadataCondition, ...] = ()
 
@@ -105,7 +107,7 @@ class RetrievalSettings:
                 f"retrieval_model.reranking_mode: “{mode}” is not one of "
                 f"{', '.join(RERANKING_MODES)}."
             )
-        fusion = merged.get("fusion") or "rrf"
+        fusion = merged.get("fusion") or "weighted"
         if fusion not in FUSIONS:
             raise InvalidInput(f"retrieval_model.fusion: “{fusion}” is not weighted or rrf.")
         reranking_model = merged.get("reranking_model") or {}
@@ -121,12 +123,12 @@ class RetrievalSettings:
         vector_weight = _number(
             (weights.get("vector_setting") or {}).get("vector_weight"),
             "weights.vector_setting.vector_weight",
-            0.7,
+            DEFAULT_WEIGHT,
         )
         keyword_weight = _number(
             (weights.get("keyword_setting") or {}).get("keyword_weight"),
             "weights.keyword_setting.keyword_weight",
-            0.3,
+            DEFAULT_WEIGHT,
         )
         if vector_weight + keyword_weight <= 0:
             raise InvalidInput("retrieval_model.weights: the two weights cannot both be 0.")
@@ -471,13 +473,14 @@ def _filtered(search_for, wanted: int, allowed: set[uuid.UUID] | None):
         asked = min(asked * WIDEN_FACTOR, MAX_WIDENED)
 
 
-def _min_max(hits: Sequence[tuple[uuid.UUID, float]]) -> dict[uuid.UUID, float]:
+def _scaled(hits: Sequence[tuple[uuid.UUID, float]]) -> dict[uuid.UUID, float]:
+    """Scores divided by the query's best, floored at 0: each method's own zero (no term in
+    common, orthogonal vectors) stays 0, so the weaker end of a short list is not stretched
+    to look as bad as nothing at all, which min-max scaling does."""
     if not hits:
         return {}
-    scores = [score for _, score in hits]
-    low, high = min(scores), max(scores)
-    span = high - low
-    return {chunk_id: (score - low) / span if span else 1.0 for chunk_id, score in hits}
+    best = max(hits[0][1], 0.0) or 1.0
+    return {chunk_id: max(score, 0.0) / best for chunk_id, score in hits}
 
 
 def fuse(
@@ -489,8 +492,9 @@ def fuse(
 
     A single method keeps its own score: cosine similarity for semantic, BM25 divided by the
     best BM25 of the query for full text (so both run 0..1 and a threshold means something).
-    Hybrid fuses by weighted min-max normalised scores, or by reciprocal rank (k = 60, the
-    same weights) rescaled so that first in both lists scores 1."""
+    Hybrid fuses by the weighted sum of each method's scores divided by its best (on
+    Cranfield this beat min-max scaling, most of all at unequal weights), or by reciprocal
+    rank (k = 60, the same weights) rescaled so that first in both lists scores 1."""
     candidates: dict[uuid.UUID, _Candidate] = {}
     for chunk_id, score in semantic_hits:
         candidates[chunk_id] = _Candidate(chunk_id, semantic=score)
@@ -500,9 +504,8 @@ def fuse(
         for c in candidates.values():
             c.fused = c.semantic or 0.0
     elif not semantic_hits:
-        best = text_hits[0][1] or 1.0
-        for c in candidates.values():
-            c.fused = (c.full_text or 0.0) / best
+        for chunk_id, scaled in _scaled(text_hits).items():
+            candidates[chunk_id].fused = scaled
     elif settings.fusion == "rrf":
         total = settings.vector_weight + settings.keyword_weight
         for weight, hits in (
@@ -517,8 +520,8 @@ def fuse(
             (settings.vector_weight, semantic_hits),
             (settings.keyword_weight, text_hits),
         ):
-            for chunk_id, normalised in _min_max(hits).items():
-                candidates[chunk_id].fused += weight * normalised / total
+            for chunk_id, scaled in _scaled(hits).items():
+                candidates[chunk_id].fused += weight * scaled / total
     return sorted(candidates.values(), key=lambda c: (-c.fused, str(c.chunk_id)))
 
 
