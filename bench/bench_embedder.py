@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from providers.runtime import offline  # noqa: E402
+from providers.runtime.offline import embedder as hashing  # noqa: E402
 from providers.runtime.tokens import get_encoder  # noqa: E402
 
 CRANFIELD = ROOT.parent / "shared" / "samples" / "ir" / "cranfield" / "beir" / "corpus.jsonl"
@@ -77,18 +78,18 @@ def floor(texts: list[str]) -> None:
 
 
 def naive(texts: list[str]) -> None:
-    weights = dict(enumerate(offline._KIND_WEIGHTS.tolist()))
+    weights = dict(enumerate(hashing._KIND_WEIGHTS.tolist()))
     for text in texts:
         tokens = offline.tokenize(text)
         features: Counter[tuple[int, str]] = Counter()
         for token in tokens:
-            features[(offline._WORD, token)] += 1
+            features[(hashing._WORD, token)] += 1
             marked = f"<{token}>"
-            for n in offline._NGRAM_SIZES:
+            for n in hashing._NGRAM_SIZES:
                 for i in range(len(marked) - n + 1):
-                    features[(offline._NGRAM, marked[i : i + n])] += 1
+                    features[(hashing._NGRAM, marked[i : i + n])] += 1
         for first, second in itertools.pairwise(tokens):
-            features[(offline._PAIR, f"{first} {second}")] += 1
+            features[(hashing._PAIR, f"{first} {second}")] += 1
         vector = [0.0] * DIMENSIONS
         for (kind, feature), count in features.items():
             digest = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest())
@@ -124,7 +125,7 @@ def main() -> None:
     print(f"{'':44s}{'texts/s':>10s}{'vs naive':>10s}{'vs floor':>10s}")
     for label, texts in (("512-token texts", long_texts), ("12-token texts", short_texts)):
         base, least = rate(naive, texts), rate(floor, texts)
-        offline._TOKEN_VECTORS.clear()
+        hashing._TOKEN_VECTORS.clear()
         runs = {
             "hashing_vectors, word cache cold": rate(vectors, texts),
             "hashing_vectors, word cache warm": rate(vectors, texts),
