@@ -1,0 +1,5 @@
+"""Node executors, one module per family; importing this package registers them all."""
+
+from . import io
+
+__all__ = ["io"]
