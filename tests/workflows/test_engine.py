@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from typing import Any
 
 import pytest
 
@@ -20,13 +19,13 @@ from workflows.engine import (
     PauseRequested,
     RunContext,
     RuntimeGraph,
-    VariablePool,
     WorkflowRun,
 )
 from workflows.engine.events import NodeFinished, NodeRetry, NodeStarted, TextChunk
 from workflows.nodes import io  # noqa: F401 - registers start, end, answer
 
 from .conftest import make_edge, make_node
+from .helpers import end, execute, finished, start
 
 CALLS: list[str] = []
 
@@ -94,50 +93,6 @@ def executors():
     for cls in added:
         for node_type in cls.types:
             REGISTRY.pop(node_type, None)
-
-
-def start(*names: str) -> dict:
-    variables = [{"variable": n, "label": n, "type": "text-input"} for n in names]
-    return make_node("start", "start", variables=variables)
-
-
-def end(**outputs: list[str]) -> dict:
-    return make_node(
-        "end",
-        "end",
-        outputs=[{"variable": k, "value_selector": v} for k, v in outputs.items()],
-    )
-
-
-def execute(
-    nodes: list[dict],
-    edges: list[dict],
-    inputs: dict | None = None,
-    *,
-    mode: str = "workflow",
-    during=None,
-    **context: Any,
-) -> tuple[WorkflowRun, list]:
-    graph = RuntimeGraph.build(Graph.model_validate({"nodes": nodes, "edges": edges}))
-    run = WorkflowRun(
-        graph,
-        RunContext(workflow_id="wf", inputs=inputs or {}, mode=mode, **context),
-        VariablePool(system={"query": "hello"}, environment={}, conversation={}),
-    )
-
-    async def collect() -> list:
-        events = []
-        async for event in run.events(inputs):
-            events.append(event)
-            if during is not None:
-                during(run, event)
-        return events
-
-    return run, asyncio.run(collect())
-
-
-def finished(events: list) -> dict[str, NodeFinished]:
-    return {e.node_id: e for e in events if isinstance(e, NodeFinished) and type(e) is NodeFinished}
 
 
 def test_a_linear_run_passes_inputs_to_outputs():
