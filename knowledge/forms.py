@@ -172,11 +172,6 @@ class DatasetForm(forms.ModelForm):
             }
         return {"mode": mode, "rules": rules}
 
-    def save(self, commit: bool = True) -> Dataset:
-        if "process_rule" in self.cleaned_data:
-            self.instance.process_rule = self.cleaned_data["process_rule"]
-        return super().save(commit)
-
 
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True

@@ -37,6 +37,9 @@ NOISE_FIELDS = {
     "drift",
     "throttling_failure_timestamp",
     "throttling_failure_count",
+    # A chunk's vector and search terms: kilobytes derived from its content, which is logged
+    "embedding",
+    "terms",
 }
 
 

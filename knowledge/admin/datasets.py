@@ -157,10 +157,18 @@ class DatasetAdmin(TenantScopedAdmin):
         ]
 
     def save_model(self, request, obj, form, change) -> None:
-        if change:
-            super().save_model(request, obj, form, change)
-            return
         data = form.cleaned_data
+        if change:
+            saved = services.dataset_update(
+                tenant=obj.tenant,
+                dataset=obj,
+                name=data["name"],
+                description=data.get("description", ""),
+                permission=data["permission"],
+                process_rule=data["process_rule"],
+            )
+            obj.__dict__.update(saved.__dict__)
+            return
         saved = services.dataset_create(
             tenant=request.tenant,
             name=data["name"],
@@ -330,11 +338,13 @@ def upload(*, dataset: Dataset, data: dict[str, Any], user) -> tuple[list[Docume
             refused.append(f"“{name}”: {exc.message}")
     text = (data.get("text") or "").strip()
     if text:
-        created.append(
-            services.document_create(
-                dataset=dataset, name=data["text_name"].strip(), text=text, created_by=user
+        name = data["text_name"].strip()
+        try:
+            created.append(
+                services.document_create(dataset=dataset, name=name, text=text, created_by=user)
             )
-        )
+        except WeftError as exc:
+            refused.append(f"“{name}”: {exc.message}")
     return created, refused
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 
 from providers.models import Model, ModelKind
-from tenants.exceptions import Conflict, Forbidden, InvalidInput, WeftError
+from tenants.exceptions import Conflict, Forbidden, InvalidInput
 from tenants.permissions import allowed
 
 from .. import services
-from ..models import Dataset, Document
+from ..models import Dataset
 from .base import (
     Caller,
     access_dataset,
@@ -40,16 +39,6 @@ Technique = Dataset.IndexingTechnique
 
 def duplicate_name(name: str) -> Conflict:
     return Conflict(f"The dataset name “{name}” already exists.", code="dataset_name_duplicate")
-
-
-def require_initialized(dataset: Dataset) -> None:
-    """High-quality indexing needs the dataset's embedding model."""
-    if dataset.indexing_technique == Technique.HIGH_QUALITY and dataset.embedding_model_id is None:
-        raise WeftError(
-            "The dataset has no embedding model: choose one, or use economy indexing.",
-            code="dataset_not_initialized",
-            status=400,
-        )
 
 
 def embedding_model_named(body: dict[str, Any]) -> Model | None:
@@ -110,50 +99,25 @@ def dataset_detail(request: HttpRequest, caller: Caller, dataset_id: str) -> Htt
 
 
 def dataset_update(request: HttpRequest, caller: Caller, dataset_id: str) -> HttpResponse:
-    """Change a dataset's settings; the embedding model only while it has no documents,
-    because its chunks' vectors would no longer compare with the queries'."""
+    """Change a dataset's settings (services.dataset_update says which may change when)."""
     dataset = access_dataset(caller, dataset_id, "manage")
     body = json_body(request)
-    changed: dict[str, Any] = {}
-    if "name" in body:
-        changed["name"] = required_text(body, "name", max_length=255).strip()
-    if "description" in body:
-        changed["description"] = text_field(body, "description") or ""
-    for field, choices in (
-        ("indexing_technique", Technique.values),
-        ("permission", Dataset.Permission.values),
-    ):
-        value = choice_field(body, field, choices)
-        if value is not None:
-            changed[field] = value
-    for field in ("retrieval_model", "process_rule"):
-        settings = object_field(body, field)
-        if settings is not None:
-            changed[field] = settings
-    model = embedding_model_named(body)
-    if model is not None and model.pk != dataset.embedding_model_id:
-        if Document.objects.filter(dataset=dataset).exists():
-            raise InvalidInput(
-                "embedding_model: cannot change once the dataset has documents; "
-                "create a new dataset instead."
-            )
-        changed.update(embedding_model=model, embedding_dimensions=model.dimensions)
-    for field, value in changed.items():
-        setattr(dataset, field, value)
-    if not changed:
-        return ok(dataset_json(dataset))
-    if "indexing_technique" in changed:
-        require_initialized(dataset)
+    name = required_text(body, "name", max_length=255).strip() if "name" in body else None
     try:
-        with transaction.atomic():
-            if "name" in changed and (
-                Dataset.objects.filter(name=changed["name"]).exclude(pk=dataset.pk).exists()
-            ):
-                raise duplicate_name(changed["name"])
-            dataset.save(update_fields=[*changed, "updated_at"])
-    except IntegrityError as exc:
-        raise duplicate_name(changed.get("name", dataset.name)) from exc
-    return ok(_shown(dataset))
+        updated = services.dataset_update(
+            tenant=caller.tenant,
+            dataset=dataset,
+            name=name,
+            description=(text_field(body, "description") or "") if "description" in body else None,
+            permission=choice_field(body, "permission", Dataset.Permission.values),
+            indexing_technique=choice_field(body, "indexing_technique", Technique.values),
+            embedding_model=embedding_model_named(body),
+            retrieval_model=object_field(body, "retrieval_model"),
+            process_rule=object_field(body, "process_rule"),
+        )
+    except Conflict as exc:
+        raise duplicate_name(name or dataset.name) from exc
+    return ok(_shown(updated))
 
 
 def dataset_destroy(request: HttpRequest, caller: Caller, dataset_id: str) -> HttpResponse:

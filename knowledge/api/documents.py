@@ -3,23 +3,17 @@ delete, enable/disable/archive, and the indexing status of a batch."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 from typing import Any
 
-from django.core.files.base import ContentFile
-from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 
 from tenants.exceptions import InvalidInput, NotFound, WeftError
 
-from .. import services, store
-from ..models import Chunk, Dataset, Document
+from .. import services
+from ..models import Dataset, Document
 from ..parsing import EmptyFile, ParseError, UnsupportedFileType, sniff
-from ..splitting import SplitRule, SplitRuleError
 from .base import (
     Caller,
     access_dataset,
@@ -36,55 +30,7 @@ from .base import (
     required_text,
     text_field,
 )
-from .datasets import require_initialized
 from .shapes import document_json, indexing_status_json
-
-Status = Document.Status
-BUSY = (Status.PARSING, Status.CLEANING, Status.SPLITTING, Status.INDEXING)
-
-
-def new_batch() -> str:
-    """A batch id in Dify's form: the time to the second and six random digits."""
-    return timezone.now().strftime("%Y%m%d%H%M%S") + f"{100000 + secrets.randbelow(900000)}"
-
-
-def document_busy() -> WeftError:
-    return WeftError(
-        "The document is being indexed; try again when it has finished.",
-        code="document_indexing",
-        status=400,
-    )
-
-
-def _check_rule(process_rule: dict[str, Any] | None) -> None:
-    if process_rule:
-        try:
-            SplitRule.from_process_rule(process_rule)
-        except SplitRuleError as exc:
-            raise InvalidInput(f"process_rule: {exc}") from exc
-
-
-def _settle_form(dataset: Dataset, body: dict[str, Any]) -> None:
-    """`indexing_technique` and `doc_form` may be chosen with a dataset's first document;
-    after that a document must match the dataset."""
-    technique = choice_field(body, "indexing_technique", Dataset.IndexingTechnique.values)
-    doc_form = choice_field(body, "doc_form", Dataset.DocForm.values)
-    changed = {
-        field: value
-        for field, value in (("indexing_technique", technique), ("doc_form", doc_form))
-        if value is not None and value != getattr(dataset, field)
-    }
-    if changed:
-        if Document.objects.filter(dataset=dataset).exists():
-            field = next(iter(changed))
-            raise InvalidInput(
-                f"{field}: the dataset's documents use “{getattr(dataset, field)}”; "
-                "every document of a dataset must use the same."
-            )
-        for field, value in changed.items():
-            setattr(dataset, field, value)
-        dataset.save(update_fields=[*changed, "updated_at"])
-    require_initialized(dataset)
 
 
 def _upload(request: HttpRequest, *, required: bool = True) -> tuple[str, bytes] | None:
@@ -130,10 +76,16 @@ def _form_data(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
-def _created(document: Document, batch: str) -> HttpResponse:
-    Document.objects.filter(pk=document.pk).update(batch=batch)
-    document.batch = batch
-    return ok({"document": document_json(document), "batch": batch})
+def _form(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The indexing technique and form the dataset's first document may choose for it."""
+    return (
+        choice_field(body, "indexing_technique", Dataset.IndexingTechnique.values),
+        choice_field(body, "doc_form", Dataset.DocForm.values),
+    )
+
+
+def _with_batch(document: Document) -> HttpResponse:
+    return ok({"document": document_json(document), "batch": document.batch})
 
 
 def create_by_text(request: HttpRequest, caller: Caller, dataset_id: str) -> HttpResponse:
@@ -141,17 +93,18 @@ def create_by_text(request: HttpRequest, caller: Caller, dataset_id: str) -> Htt
     body = json_body(request)
     name = required_text(body, "name", max_length=255)
     text = required_text(body, "text")
-    process_rule = object_field(body, "process_rule")
-    with transaction.atomic():
-        _settle_form(dataset, body)
-        document = services.document_create(
+    technique, doc_form = _form(body)
+    return _with_batch(
+        services.document_create(
             dataset=dataset,
             name=name,
             text=text,
             created_by=caller.user,
-            process_rule=process_rule,
+            process_rule=object_field(body, "process_rule"),
+            indexing_technique=technique,
+            doc_form=doc_form,
         )
-        return _created(document, new_batch())
+    )
 
 
 def create_by_file(request: HttpRequest, caller: Caller, dataset_id: str) -> HttpResponse:
@@ -160,65 +113,18 @@ def create_by_file(request: HttpRequest, caller: Caller, dataset_id: str) -> Htt
     assert upload is not None  # noqa: S101 - required above
     name, data = upload
     body = _form_data(request)
-    process_rule = object_field(body, "process_rule")
-    with transaction.atomic():
-        _settle_form(dataset, body)
-        document = services.document_create(
+    technique, doc_form = _form(body)
+    return _with_batch(
+        services.document_create(
             dataset=dataset,
             name=name,
             data=data,
             created_by=caller.user,
-            process_rule=process_rule,
-            max_bytes=services.MAX_FILE_BYTES,
+            process_rule=object_field(body, "process_rule"),
+            indexing_technique=technique,
+            doc_form=doc_form,
         )
-        return _created(document, new_batch())
-
-
-def _replace(
-    document: Document,
-    *,
-    name: str | None,
-    text: str | None,
-    upload: tuple[str, bytes] | None,
-    process_rule: dict[str, Any] | None,
-) -> HttpResponse:
-    """Give the document a new source or rule, drop its chunks and index it again."""
-    if document.indexing_status in BUSY:
-        raise document_busy()
-    _check_rule(process_rule)
-    old_file = document.file.name if document.file else None
-    if upload is not None:
-        file_name, data = upload
-        document.data_source_type = Document.Source.UPLOAD_FILE
-        document.size = len(data)
-        document.sha256 = hashlib.sha256(data).hexdigest()
-        document.doc_metadata = {k: v for k, v in document.doc_metadata.items() if k != "text"}
-        document.file.save(file_name[:100], ContentFile(data), save=False)
-        document.name = (name or file_name)[:255]
-    elif text is not None:
-        document.data_source_type = Document.Source.TEXT
-        document.size = len(text.encode())
-        document.sha256 = ""
-        document.file.name = ""
-        document.doc_metadata = {**document.doc_metadata, "text": text}
-    if name:
-        document.name = name[:255]
-    if process_rule is not None:
-        document.process_rule = process_rule
-    document.batch = new_batch()
-    document.kind = ""
-    document.word_count = document.tokens = 0
-    replaced = old_file if old_file and document.file.name != old_file else None
-    with transaction.atomic():
-        document.save()
-        Chunk.objects.filter(document=document).delete()
-        store.dataset_stats_refresh(dataset_id=document.dataset_id)
-        services.document_reindex(document=document)
-        if replaced:
-            storage = document.file.storage
-            transaction.on_commit(lambda: storage.delete(replaced))
-    document.indexing_status = Status.WAITING
-    return ok({"document": document_json(document), "batch": document.batch})
+    )
 
 
 def update_by_text(
@@ -227,13 +133,14 @@ def update_by_text(
     dataset = access_dataset(caller, dataset_id, "upload")
     document = access_document(dataset, document_id)
     body = json_body(request)
-    text = text_field(body, "text")
-    name = text_field(body, "name", max_length=255)
-    if text is not None and not text.strip():
-        raise InvalidInput("text: must not be empty.")
-    require_initialized(dataset)
-    return _replace(
-        document, name=name, text=text, upload=None, process_rule=object_field(body, "process_rule")
+    return _with_batch(
+        services.document_replace(
+            tenant=caller.tenant,
+            document=document,
+            name=text_field(body, "name", max_length=255),
+            text=text_field(body, "text"),
+            process_rule=object_field(body, "process_rule"),
+        )
     )
 
 
@@ -243,14 +150,17 @@ def update_by_file(
     dataset = access_dataset(caller, dataset_id, "upload")
     document = access_document(dataset, document_id)
     upload = _upload(request, required=False)
+    file_name, data = upload if upload is not None else ("upload", None)
     body = _form_data(request)
-    require_initialized(dataset)
-    return _replace(
-        document,
-        name=text_field(body, "name", max_length=255),
-        text=None,
-        upload=upload,
-        process_rule=object_field(body, "process_rule"),
+    return _with_batch(
+        services.document_replace(
+            tenant=caller.tenant,
+            document=document,
+            name=text_field(body, "name", max_length=255),
+            data=data,
+            file_name=file_name,
+            process_rule=object_field(body, "process_rule"),
+        )
     )
 
 
@@ -294,14 +204,9 @@ def document_status(
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise InvalidInput("document_ids: a non-empty list of document ids is required.")
     documents = [access_document(dataset, document_id) for document_id in dict.fromkeys(ids)]
-    change = STATUS_ACTIONS[action]
-    with transaction.atomic():
-        for document in documents:
-            services.document_set_enabled(
-                document=document,
-                enabled=change.get("enabled", document.enabled),
-                archived=change.get("archived"),
-            )
+    services.documents_set_enabled(
+        tenant=caller.tenant, documents=documents, **STATUS_ACTIONS[action]
+    )
     return ok({"result": "success"})
 
 

@@ -5,19 +5,15 @@ the model call never holds a database connection or a transaction."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
-from django.db.models import Max, Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from providers import services as models_runtime
-from providers.runtime.tokens import count_tokens
-from tenants.exceptions import InvalidInput, WeftError
+from tenants.exceptions import InvalidInput
 
-from .. import services, store
+from .. import services
 from ..models import Chunk, Dataset, Document
 from .base import (
     Caller,
@@ -32,15 +28,7 @@ from .base import (
     paginated,
     top_level,
 )
-from .datasets import require_initialized
 from .shapes import segment_json
-
-
-@dataclass(frozen=True)
-class SegmentInput:
-    content: str
-    answer: str = ""
-    keywords: tuple[str, ...] = ()
 
 
 def _keywords(value: Any, field: str) -> tuple[str, ...]:
@@ -67,35 +55,8 @@ def _writable(caller: Caller, dataset_id: str, document_id: str) -> tuple[Datase
     """The dataset and document, when the caller may change the document's segments now."""
     dataset = access_dataset(caller, dataset_id, "upload")
     document = access_document(dataset, document_id)
-    if document.indexing_status != Document.Status.COMPLETED:
-        # The pipeline rewrites every position of a document it indexes: segments added
-        # meanwhile would be overwritten or dropped.
-        raise WeftError(
-            "The document is not indexed yet (or failed); segments can be changed once it "
-            "has completed.",
-            code="document_indexing",
-            status=400,
-        )
-    require_initialized(dataset)
+    services.chunks_require_writable(document=document)
     return dataset, document
-
-
-def _live(document: Document) -> bool:
-    return (
-        document.indexing_status == Document.Status.COMPLETED
-        and document.enabled
-        and not document.archived
-    )
-
-
-async def _embed(caller: Caller, dataset: Dataset, texts: list[str]) -> list[list[float]] | None:
-    """Vectors of the texts by the dataset's model (None for economy datasets)."""
-    if dataset.indexing_technique != Dataset.IndexingTechnique.HIGH_QUALITY or not texts:
-        return None
-    embedded = await models_runtime.embed(
-        tenant=caller.tenant, texts=texts, model=dataset.embedding_model
-    )
-    return [list(v) for v in embedded.vectors]
 
 
 def _children(query: QuerySet[Chunk]) -> QuerySet[Chunk]:
@@ -127,73 +88,37 @@ def segment_list(
 
 def _add_input(
     request: HttpRequest, caller: Caller, dataset_id: str, document_id: str
-) -> tuple[Dataset, Document, list[SegmentInput]]:
-    dataset, document = _writable(caller, dataset_id, document_id)
+) -> tuple[Document, list[services.NewChunk]]:
+    _, document = _writable(caller, dataset_id, document_id)
     items = json_body(request).get("segments")
     if not isinstance(items, list) or not items:
         raise InvalidInput("segments: a non-empty list of segments is required.")
-    inputs = []
+    chunks = []
     for index, item in enumerate(items):
         field = f"segments[{index}]"
         if not isinstance(item, dict):
             raise InvalidInput(f"{field}: must be an object.")
-        inputs.append(
-            SegmentInput(
+        chunks.append(
+            services.NewChunk(
                 content=_text(item.get("content"), f"{field}.content", required=True) or "",
                 answer=_text(item.get("answer"), f"{field}.answer") or "",
                 keywords=_keywords(item.get("keywords"), f"{field}.keywords"),
             )
         )
-    if document.doc_form == Dataset.DocForm.QA and not all(i.answer for i in inputs):
-        raise InvalidInput("segments.answer: a question-and-answer document needs answers.")
-    return dataset, document, inputs
-
-
-def _add(
-    document: Document, inputs: list[SegmentInput], vectors: list[list[float]] | None
-) -> list[dict[str, Any]]:
-    with transaction.atomic():
-        # One writer at a time picks the next positions of this document.
-        Document.objects.select_for_update().filter(pk=document.pk).first()
-        last = Chunk.objects.filter(document=document).aggregate(top=Max("position"))["top"]
-        start = 0 if last is None else last + 1
-        rows = [
-            store.ChunkRow(
-                position=start + i,
-                content=item.content,
-                answer=item.answer,
-                tokens=count_tokens(item.content),
-                embedding=vectors[i] if vectors is not None else None,
-                metadata={"source": "api"},
-            )
-            for i, item in enumerate(inputs)
-        ]
-        store.chunks_write(
-            tenant_id=document.tenant_id,
-            dataset_id=document.dataset_id,
-            document_id=document.pk,
-            rows=rows,
-        )
-        chunks = list(
-            Chunk.objects.filter(document=document, position__gte=start).order_by("position")
-        )
-        for chunk, item in zip(chunks, inputs, strict=True):
-            chunk.keywords = list(item.keywords)
-            chunk.live = _live(document)
-        Chunk.objects.bulk_update(chunks, ["keywords", "live"])
-        store.dataset_stats_refresh(dataset_id=document.dataset_id)
-    return [segment_json(chunk) for chunk in chunks]
+    return document, chunks
 
 
 async def segment_create(
     request: HttpRequest, caller: Caller, dataset_id: str, document_id: str
 ) -> HttpResponse:
-    dataset, document, inputs = await sync_to_async(_add_input)(
-        request, caller, dataset_id, document_id
+    document, chunks = await sync_to_async(_add_input)(request, caller, dataset_id, document_id)
+    vectors = await services.chunks_embedding(
+        tenant=caller.tenant, document=document, chunks=chunks
     )
-    vectors = await _embed(caller, dataset, [item.content for item in inputs])
-    data = await sync_to_async(_add)(document, inputs, vectors)
-    return ok({"data": data, "doc_form": document.doc_form})
+    added = await sync_to_async(services.chunks_add)(
+        tenant=caller.tenant, document=document, chunks=chunks, vectors=vectors, source="api"
+    )
+    return ok({"data": [segment_json(chunk) for chunk in added], "doc_form": document.doc_form})
 
 
 # One segment
@@ -260,8 +185,5 @@ def segment_destroy(
 ) -> HttpResponse:
     dataset = access_dataset(caller, dataset_id, "upload")
     document = access_document(dataset, document_id)
-    chunk = access_segment(document, segment_id)
-    with transaction.atomic():
-        chunk.delete()
-        store.dataset_stats_refresh(dataset_id=dataset.pk)
+    services.chunk_delete(tenant=caller.tenant, chunk=access_segment(document, segment_id))
     return no_content()

@@ -14,6 +14,7 @@ from knowledge.admin.documents import REFRESH_SECONDS
 from knowledge.models import Chunk, Dataset, Document, HitTestQuery
 from providers.models import Model, ModelKind, ProviderKind
 from tenants.context import tenant_context
+from tenants.models import AuditLog
 from tenants.roles import Role
 
 DATASETS = "/admin/knowledge/dataset/"
@@ -478,6 +479,38 @@ def test_changing_a_dataset_rewrites_its_rule_and_operators_only_read_it(
     operator.post(url, dataset_form(name="Renamed"))
     dataset.refresh_from_db()
     assert dataset.name == "Handbook"
+
+
+def test_changing_a_dataset_goes_through_the_service_and_is_audited(
+    builder, builder_user, tenant, dataset
+):
+    fields = dataset_form(name="Weaving", permission="all_team_members", mode="automatic")
+    for fixed in ("indexing_technique", "doc_form", "embedding_model"):
+        fields.pop(fixed)
+    response = builder.post(f"{DATASETS}{dataset.pk}/change/", fields, follow=True)
+    assert response.status_code == 200
+    assert fresh(dataset).name == "Weaving"
+    (row,) = AuditLog.dangerously_unscoped.filter(
+        tenant=tenant, object_type="knowledge.dataset", action="update"
+    )
+    assert row.actor_id == builder_user.pk and row.source == "console"
+    assert row.changes["name"] == ["Handbook", "Weaving"]
+    assert row.changes["description"] == ["", "How-tos"]
+    assert row.changes["process_rule"] == [{}, {"mode": "automatic"}]
+
+
+def test_a_rename_that_lost_a_race_is_reported_not_crashed(builder, tenant, dataset, monkeypatch):
+    """The form saw the name free; the service, under lock, finds it taken."""
+    from knowledge.forms import DatasetForm
+
+    services.dataset_create(tenant=tenant, name="Taken")
+    monkeypatch.setattr(DatasetForm, "clean_name", lambda form: form.cleaned_data["name"])
+    fields = dataset_form(name="Taken", permission="all_team_members")
+    for fixed in ("indexing_technique", "doc_form", "embedding_model"):
+        fields.pop(fixed)
+    response = builder.post(f"{DATASETS}{dataset.pk}/change/", fields, follow=True)
+    assert "A dataset named “Taken” already exists." in page_messages(response)
+    assert fresh(dataset).name == "Handbook"
 
 
 def test_progress_and_delete_summary_of_a_document_being_indexed(builder, dataset):

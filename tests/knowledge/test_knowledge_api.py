@@ -17,7 +17,7 @@ from knowledge.models import Chunk, Dataset, Document
 from providers.models import Model, ModelKind
 from tenants import services as tenant_services
 from tenants.context import get_current_tenant, tenant_context
-from tenants.models import ApiKey
+from tenants.models import ApiKey, AuditLog
 from tenants.roles import Role
 from tests.factories import api_key
 
@@ -529,6 +529,33 @@ def test_delete_segment(api, dataset, document):
     assert not Chunk.dangerously_unscoped.filter(pk=chunk.pk).exists()
     assert Dataset.dangerously_unscoped.get(pk=dataset.pk).chunk_count == count - 1
     assert error_of(api.delete(url)) == (404, "not_found")
+
+
+def test_api_writes_are_audited_as_the_key(api, tenant, dataset, document):
+    key = ApiKey.dangerously_unscoped.get(tenant=tenant, kind=ApiKey.Kind.DATASET)
+    base = f"/v1/datasets/{dataset.pk}"
+    doc = f"{base}/documents/{document.pk}"
+    assert api.patch(base, {"description": "Looms and fibres"}).status_code == 200
+    disabled = api.patch(f"{base}/documents/status/disable", {"document_ids": [str(document.pk)]})
+    assert disabled.status_code == 200
+    added = api.post(f"{doc}/segments", {"segments": [{"content": "Silk comes from cocoons."}]})
+    segment_id = added.json()["data"][0]["id"]
+    assert api.delete(f"{doc}/segments/{segment_id}").status_code == 204
+    assert api.post(f"{doc}/update-by-text", {"text": "Indigo dye."}).status_code == 200
+
+    rows = AuditLog.dangerously_unscoped.filter(tenant=tenant).order_by("id")
+    assert {(r.source, r.actor_label, r.actor_id) for r in rows} == {
+        ("api", f"API key {key.prefix}…", None)
+    }
+    written = [(r.action, r.object_type, r.object_id) for r in rows if r.object_id != str(key.pk)]
+    assert written[:5] == [
+        ("update", "knowledge.dataset", str(dataset.pk)),
+        ("update", "knowledge.document", str(document.pk)),
+        ("create", "knowledge.chunk", segment_id),
+        ("delete", "knowledge.chunk", segment_id),
+        ("update", "knowledge.document", str(document.pk)),
+    ]
+    assert rows[0].changes == {"description": ["Weaving notes", "Looms and fibres"]}
 
 
 # Retrieval
