@@ -171,10 +171,17 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HEARTBEAT_SECONDS = 10
-CELERY_TASK_ROUTES = {"knowledge.tasks.*": {"queue": "indexing"}}
+CELERY_TASK_ROUTES = {
+    "knowledge.tasks.*": {"queue": "indexing"},
+    "workflows.tasks.run_workflow": {"queue": "workflows"},
+}
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-documents": {
         "task": "knowledge.tasks.requeue_stalled_documents",
+        "schedule": 60.0,
+    },
+    "fail-orphaned-workflow-runs": {
+        "task": "workflows.tasks.fail_orphaned_runs",
         "schedule": 60.0,
     },
 }
@@ -321,3 +328,23 @@ CSRF_FAILURE_VIEW = "tenants.api.errors.csrf_failure"
 # Outbound requests made for tenants (providers, HTTP nodes, tools): addresses that may be
 # reached although private or local, as CIDRs or host names (e.g. an Ollama on the LAN).
 WEFT_OUTBOUND_ALLOWLIST = env_list("WEFT_OUTBOUND_ALLOWLIST", "")
+# Ports they may use; empty allows any (model servers listen on 8000, 11434 …).
+WEFT_OUTBOUND_ALLOWED_PORTS = [int(port) for port in env_list("WEFT_OUTBOUND_ALLOWED_PORTS", "")]
+# guarded_request (HTTP node, tools, callbacks, remote files): default and ceiling of the
+# time one exchange may take (seconds) and of the response body (bytes); most redirects.
+WEFT_OUTBOUND_TIMEOUT = float(os.environ.get("WEFT_OUTBOUND_TIMEOUT", "30"))
+WEFT_OUTBOUND_MAX_TIMEOUT = float(os.environ.get("WEFT_OUTBOUND_MAX_TIMEOUT", "300"))
+WEFT_OUTBOUND_RESPONSE_BYTES = int(os.environ.get("WEFT_OUTBOUND_RESPONSE_BYTES", str(10 << 20)))
+WEFT_OUTBOUND_MAX_RESPONSE_BYTES = int(
+    os.environ.get("WEFT_OUTBOUND_MAX_RESPONSE_BYTES", str(100 << 20))
+)
+WEFT_OUTBOUND_MAX_REDIRECTS = int(os.environ.get("WEFT_OUTBOUND_MAX_REDIRECTS", "5"))
+
+# Code node sandbox (workflows/sandbox): warm workers per web/Celery process, and the limits
+# of one execution (wall clock and CPU in seconds, address space in MiB, JSON sizes in bytes).
+WEFT_SANDBOX_WORKERS = int(os.environ.get("WEFT_SANDBOX_WORKERS", "2"))
+WEFT_SANDBOX_TIMEOUT = float(os.environ.get("WEFT_SANDBOX_TIMEOUT", "15"))
+WEFT_SANDBOX_CPU_SECONDS = int(os.environ.get("WEFT_SANDBOX_CPU_SECONDS", "15"))
+WEFT_SANDBOX_MEMORY_MB = int(os.environ.get("WEFT_SANDBOX_MEMORY_MB", "512"))
+WEFT_SANDBOX_MAX_INPUT_BYTES = int(os.environ.get("WEFT_SANDBOX_MAX_INPUT_BYTES", str(4 << 20)))
+WEFT_SANDBOX_MAX_OUTPUT_BYTES = int(os.environ.get("WEFT_SANDBOX_MAX_OUTPUT_BYTES", str(4 << 20)))
