@@ -13,7 +13,12 @@ from tenants.models import TenantOwned
 class Workflow(TenantOwned):
     """A workflow's draft: the graph being edited, its variables and features (Dify's shape)."""
 
+    class Mode(models.TextChoices):  # Dify's app modes that run a graph
+        WORKFLOW = "workflow", "Workflow (inputs in, outputs out)"
+        CHATFLOW = "advanced-chat", "Chatflow (a conversation, answers streamed)"
+
     name = models.CharField(max_length=255)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.WORKFLOW)
     description = models.TextField(blank=True)
     # The draft, as Dify's DSL writes `workflow.graph` (nodes, edges, viewport).
     graph = models.JSONField(default=dict, blank=True)
