@@ -37,6 +37,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("dataset", "create"): Role.BUILDER,
     ("dataset", "manage"): Role.BUILDER,
     ("document", "upload"): Role.OPERATOR,
+    ("workflow", "view"): Role.OPERATOR,
+    ("workflow", "manage"): Role.BUILDER,
+    ("workflow", "run"): Role.OPERATOR,
 }
 
 # Guardian permission codenames that grant an action on one object.

@@ -42,6 +42,9 @@ EXPECTED = {
     ("dataset", "view"): {O, A, B, P},
     ("dataset", "create"): {O, A, B},
     ("dataset", "manage"): {O, A, B},
+    ("workflow", "view"): {O, A, B, P},
+    ("workflow", "manage"): {O, A, B},
+    ("workflow", "run"): {O, A, B, P},
     ("document", "upload"): {O, A, B, P},
 }
 
