@@ -174,6 +174,7 @@ CELERY_WORKER_HEARTBEAT_SECONDS = 10
 CELERY_TASK_ROUTES = {
     "knowledge.tasks.*": {"queue": "indexing"},
     "workflows.tasks.run_workflow": {"queue": "workflows"},
+    "workflows.tasks.resume_workflow": {"queue": "workflows"},
 }
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-documents": {

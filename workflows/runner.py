@@ -142,13 +142,15 @@ async def run_execute(run_id: Any, *, resume: Resume | None = None) -> RunRow:
         saved = row.paused_state or {}
         engine, resumer = WorkflowRun.resumed(graph, context, saved, resume.outputs, resume.handle)
         events = engine.events(resume=resumer)
+    if not await sync_to_async(_claim)(row):
+        return row  # another process took it first
     telemetry = TelemetrySink(row)
     sinks: list[Callable[[Event], Awaitable[None]]] = [
         Recorder(row),
         streams.StreamSink(str(row.pk), {"task_id": str(row.pk), "workflow_run_id": str(row.pk)}),
         telemetry,
     ]
-    await sync_to_async(_started)(row, telemetry.trace_id)
+    await sync_to_async(_beat)(row, telemetry.trace_id)
     watcher = asyncio.create_task(_watch(row, engine))
     last: Event | None = None
     try:
@@ -179,7 +181,17 @@ def _broke_off(row: RunRow) -> None:
     )
 
 
-def _started(row: RunRow, trace_id: str) -> None:
+def _claim(row: RunRow) -> bool:
+    """Take the run for this process: a run never executes twice, however many tasks or
+    callers try (its nodes may have had effects)."""
+    return bool(
+        RunRow.dangerously_unscoped.filter(
+            pk=row.pk, status=RunRow.Status.RUNNING, heartbeat_at__isnull=True
+        ).update(heartbeat_at=timezone.now())
+    )
+
+
+def _beat(row: RunRow, trace_id: str) -> None:
     now = timezone.now()
     RunRow.dangerously_unscoped.filter(pk=row.pk).update(heartbeat_at=now, trace_id=trace_id)
 
@@ -196,7 +208,7 @@ async def _watch(row: RunRow, engine: WorkflowRun) -> None:
                 return
             if beat >= HEARTBEAT_SECONDS:
                 beat = 0.0
-                await sync_to_async(_started)(row, row.trace_id)
+                await sync_to_async(_beat)(row, row.trace_id)
         except Exception:  # a Redis or database hiccup must not end the run
             logger.warning("workflow run %s: watcher check failed", row.pk, exc_info=True)
 

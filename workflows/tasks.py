@@ -12,8 +12,9 @@ from django.utils import timezone
 from .models import WorkflowRun
 
 # A run whose row has not heard from its process for this long is orphaned (the heartbeat
-# comes every 10 s).
+# comes every 10 s); one no process ever took, after much longer (it may wait in a queue).
 ORPHANED_AFTER = dt.timedelta(seconds=60)
+NEVER_STARTED_AFTER = dt.timedelta(hours=1)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=False)
@@ -23,25 +24,36 @@ def run_workflow(run_id: str) -> str:
     because its nodes may have had effects (HTTP calls, model spend)."""
     from .runner import run_execute
 
-    row = WorkflowRun.dangerously_unscoped.only("status", "heartbeat_at").get(pk=run_id)
-    if row.status != WorkflowRun.Status.RUNNING or row.heartbeat_at is not None:
-        return row.status
     return async_to_sync(run_execute)(run_id).status
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=False)
+def resume_workflow(run_id: str, outputs: dict, handle: str | None = None) -> str:
+    """Continue a paused run with a person's answer (marked running by
+    `runner.run_resume_prepare`); a duplicate finds it underway or finished and does
+    nothing."""
+    from .runner import Resume, run_execute
+
+    resume = Resume(outputs=outputs, handle=handle)
+    return async_to_sync(run_execute)(run_id, resume=resume).status
 
 
 @shared_task
 def fail_orphaned_runs() -> int:
     """Fail the runs whose process stopped heartbeating; how many."""
     now = timezone.now()
-    stale = now - ORPHANED_AFTER
-    orphaned = WorkflowRun.dangerously_unscoped.filter(status=WorkflowRun.Status.RUNNING).filter(
-        heartbeat_at__lt=stale
-    ) | WorkflowRun.dangerously_unscoped.filter(
-        status=WorkflowRun.Status.RUNNING, heartbeat_at__isnull=True, created_at__lt=stale
-    )
-    return orphaned.update(
+    running = WorkflowRun.dangerously_unscoped.filter(status=WorkflowRun.Status.RUNNING)
+    died = running.filter(heartbeat_at__lt=now - ORPHANED_AFTER).update(
         status=WorkflowRun.Status.FAILED,
         error="The process running this workflow stopped before it finished.",
         finished_at=now,
         heartbeat_at=None,
     )
+    never = running.filter(
+        heartbeat_at__isnull=True, created_at__lt=now - NEVER_STARTED_AFTER
+    ).update(
+        status=WorkflowRun.Status.FAILED,
+        error="No worker started this run in time.",
+        finished_at=now,
+    )
+    return died + never

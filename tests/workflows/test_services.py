@@ -163,8 +163,8 @@ def test_run_is_recorded_in_batches_and_streamed_in_difys_shape(
         run_create(tenant=tenant, workflow=workflow, inputs={})
     run = run_create(tenant=tenant, workflow=workflow, inputs={"q": "hi", "extra": 1})
     assert run.inputs == {"q": "hi"}
-    # Load, mark started, one batch of node rows, the run's end.
-    with django_assert_max_num_queries(6):
+    # Load, claim, mark started, one batch of node rows, the run's end.
+    with django_assert_max_num_queries(7):
         row = async_to_sync(run_execute)(run.pk)
     assert row.status == "succeeded"
     run.refresh_from_db()
