@@ -233,3 +233,12 @@ def test_watchdog_fails_orphaned_runs_only(tenant):
     alive.refresh_from_db()
     assert orphan.status == "failed" and "stopped before it finished" in orphan.error
     assert alive.status == "running"
+
+
+def test_publish_refuses_nodes_of_the_other_mode(tenant):
+    chat = services.workflow_create(tenant=tenant, name="Chat", mode="advanced-chat", spec=spec())
+    with pytest.raises(services.WorkflowInvalid) as caught:
+        services.workflow_publish(tenant=tenant, workflow=chat)
+    assert [(e.code, e.node_id) for e in caught.value.errors] == [("wrong_mode", "end")]
+    with pytest.raises(InvalidInput, match="end nodes belong in workflows"):
+        run_create(tenant=tenant, workflow=chat, inputs={"q": "x"})

@@ -26,9 +26,32 @@ class WorkflowInvalid(InvalidInput):
         super().__init__("The workflow has errors: " + "; ".join(lines) + more)
 
 
+# A workflow's result is its end node's outputs; a chatflow's is its answers.
+_WRONG_MODE = {
+    Workflow.Mode.WORKFLOW: ("answer", "answer nodes belong in chatflows: use an end node"),
+    Workflow.Mode.CHATFLOW: ("end", "end nodes belong in workflows: use an answer node"),
+}
+
+
 def check_runnable(source: Workflow | WorkflowVersion) -> None:
-    """Raise WorkflowInvalid with every error when the graph cannot run."""
-    errors = validate(spec_of(source, secrets="blank"))
+    """Raise WorkflowInvalid with every error when the graph cannot run in its mode."""
+    spec = spec_of(source, secrets="blank")
+    errors = validate(spec)
+    mode = source.mode if isinstance(source, Workflow) else source.workflow.mode
+    wrong_type, message = _WRONG_MODE[Workflow.Mode(mode)]
+    errors += [
+        ValidationError(code="wrong_mode", message=message, node_id=node.id)
+        for node in spec.graph.nodes
+        if node.data.type == wrong_type
+    ]
+    if spec.conversation_variables and mode == Workflow.Mode.WORKFLOW:
+        errors.append(
+            ValidationError(
+                code="wrong_mode",
+                message="conversation variables belong in chatflows",
+                field="conversation_variables",
+            )
+        )
     if errors:
         raise WorkflowInvalid(errors)
 
