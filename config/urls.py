@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/providers/", include("providers.api.urls")),
+    path("api/workflows/", include("workflows.api.urls")),
     path("api/", include("tenants.api.urls")),
     path("v1/", include("knowledge.api.urls")),
     re_path(r"^v1/(?P<path>.*)$", service_api_fallback, name="service-api-fallback"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, is_dataclass
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
@@ -28,6 +29,19 @@ def envelope(code: str, message: str, status: int) -> dict:
 
 def error_response(code: str, message: str, status: int, headers=None) -> JsonResponse:
     return JsonResponse(envelope(code, message, status), status=status, headers=headers)
+
+
+def weft_envelope(exc: WeftError) -> dict:
+    """A typed error's envelope. An error that itemises its problems in an `errors` list
+    (every reason a workflow cannot run, say) carries them in an `errors` field too."""
+    body = envelope(exc.code, exc.message, exc.status)
+    items = getattr(exc, "errors", None)
+    if isinstance(items, list):
+        body["errors"] = [
+            asdict(item) if is_dataclass(item) and not isinstance(item, type) else item
+            for item in items
+        ]
+    return body
 
 
 def _flatten(detail, prefix: str = "") -> list[str]:
@@ -61,11 +75,11 @@ _DRF_CODES = {
 }
 
 
-def exception_handler(exc, context):
-    """DRF's exception handler: every error becomes the envelope."""
-    headers = {}
+def describe(exc) -> tuple[dict, dict[str, str]] | None:
+    """The envelope and headers answering an API error; None for an unexpected exception."""
+    headers: dict[str, str] = {}
     if isinstance(exc, WeftError):
-        return Response(envelope(exc.code, exc.message, exc.status), status=exc.status)
+        return weft_envelope(exc), headers
     if isinstance(exc, Http404):
         exc = drf.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
@@ -100,13 +114,22 @@ def exception_handler(exc, context):
         wait = getattr(exc, "wait", None)  # drf.Throttled's seconds to wait
         if wait:
             headers["Retry-After"] = str(int(wait))
-        return Response(envelope(code, message, status), status=status, headers=headers)
-    return None  # unexpected: the middleware answers 500 and logs it
+        return envelope(code, message, status), headers
+    return None
+
+
+def exception_handler(exc, context):
+    """DRF's exception handler: every error becomes the envelope."""
+    described = describe(exc)
+    if described is None:
+        return None  # unexpected: the middleware answers 500 and logs it
+    body, headers = described
+    return Response(body, status=body["status"], headers=headers)
 
 
 def _unexpected(request, exc) -> JsonResponse:
     if isinstance(exc, WeftError):
-        return error_response(exc.code, exc.message, exc.status)
+        return JsonResponse(weft_envelope(exc), status=exc.status)
     if isinstance(exc, Http404):
         return error_response("not_found", "Not found.", 404)
     if isinstance(exc, DjangoPermissionDenied):
