@@ -285,8 +285,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Weft management API",
-    "DESCRIPTION": "Tenant-scoped management of Weft: the tenant, members, API keys and "
-    "model providers.",
+    "DESCRIPTION": "Tenant-scoped management of Weft: the tenant, members, API keys, "
+    "model providers and workflows.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -295,6 +295,7 @@ SPECTACULAR_SETTINGS = {
         "ApiKeyKindEnum": "tenants.models.ApiKey.Kind",
         "ModelKindEnum": "providers.models.ModelKind",
         "CredentialKindEnum": "providers.admin_services.CREDENTIAL_KIND_CHOICES",
+        "WorkflowRunStatusEnum": "workflows.models.WorkflowRun.Status",
     },
 }
 

@@ -132,10 +132,13 @@ def _plain(value: Any) -> Any:
 
 
 def _snapshot(instance: models.Model) -> dict[str, Any]:
+    # A deferred field is not read: reading it loads the row again, and that load's own
+    # snapshot would read it again, without end.
+    deferred = instance.get_deferred_fields()
     return {
         field.attname: getattr(instance, field.attname, None)
         for field in instance._meta.concrete_fields
-        if field.attname not in NOISE_FIELDS
+        if field.attname not in NOISE_FIELDS and field.attname not in deferred
     }
 
 

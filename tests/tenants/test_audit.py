@@ -153,3 +153,15 @@ def test_second_factor_changes_are_recorded_with_secrets_masked(tenant, make_mem
     assert rows[1].changes == {"confirmed": [False, True]}
     assert rows[3].changes["token"] == [None, MASKED]
     assert "abcd1234" not in str([row.changes for row in rows])
+
+
+def test_rows_loaded_with_deferred_fields_are_audited_without_loading_them(tenant, make_member):
+    from tenants.audit import Actor, acting_as
+
+    user = make_member(tenant, Role.ADMIN)
+    with acting_as(Actor(user_id=user.pk, label=user.email, source="console")):
+        loaded = Tenant.objects.only("name").get(pk=tenant.pk)
+        loaded.name = "Renamed"
+        loaded.save(update_fields=["name"])
+    row = AuditLog.dangerously_unscoped.get(object_type="tenants.tenant", action="update")
+    assert row.changes == {"name": [tenant.name, "Renamed"]}
