@@ -27,8 +27,10 @@ from .definitions import spec_of, workflow_create, workflow_update
 
 # Dify names a model's kind after its slot; Weft after the runtime call.
 _KINDS = {"llm": ModelKind.CHAT, "rerank": ModelKind.RERANK, "text-embedding": ModelKind.EMBEDDING}
-# Dify's provider names (plain, or plugin ids like langgenius/openai/openai) → Weft's kinds.
+# Dify's provider names (plain, or plugin ids like langgenius/openai/openai) and Weft's own
+# (what its export writes) → Weft's kinds.
 _PROVIDERS = {
+    **{kind.value: kind for kind in ProviderKind},
     "openai": ProviderKind.OPENAI,
     "azure_openai": ProviderKind.AZURE_OPENAI,
     "anthropic": ProviderKind.ANTHROPIC,
@@ -63,16 +65,19 @@ def read_dsl(content: str | bytes) -> DslDocument:
         raise DslInvalid(str(exc)) from None
 
 
-def _provider_kind(provider: str) -> str | None:
+def provider_kind(provider: str) -> str | None:
+    """Weft's provider kind of a provider as a DSL names it, if Weft has one."""
     return _PROVIDERS.get(provider.lower().rsplit("/", 1)[-1])
 
 
 def _usable(kind: str, provider: str, name: str) -> bool:
     """Whether the tenant can call this model as the DSL names it."""
-    provider_kind = _provider_kind(provider)
-    if provider_kind is None:
+    kind_of_provider = provider_kind(provider)
+    if kind_of_provider is None:
         return False
-    model = Model.objects.filter(kind=kind, provider=provider_kind, name=name, enabled=True).first()
+    model = Model.objects.filter(
+        kind=kind, provider=kind_of_provider, name=name, enabled=True
+    ).first()
     if model is None:
         return False
     if model.provider == ProviderKind.OFFLINE:
