@@ -185,6 +185,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workflows.tasks.fail_orphaned_runs",
         "schedule": 60.0,
     },
+    "expire-human-input": {
+        "task": "workflows.tasks.expire_human_input",
+        "schedule": 60.0,
+    },
 }
 
 # --- Auth

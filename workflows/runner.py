@@ -26,11 +26,12 @@ from tenants.models import Tenant, User
 
 from . import nodes as _nodes  # noqa: F401 - registers the executors
 from . import streams
-from .dsl import Graph, StartData, WorkflowSpec
+from .dsl import Graph, HumanInputData, StartData, WorkflowSpec
 from .engine import RunContext, RuntimeGraph, VariablePool, WorkflowRun
 from .engine.events import Event, WorkflowFinished, WorkflowPaused
 from .models import Workflow, WorkflowVersion
 from .models import WorkflowRun as RunRow
+from .nodes.human import submission
 from .nodes.io import InputError, check_inputs
 from .recorder import Recorder, TelemetrySink, run_finished
 from .services.definitions import spec_of
@@ -46,10 +47,11 @@ _detached: set[asyncio.Task] = set()
 
 @dataclass(frozen=True)
 class Resume:
-    """A person's answer to a paused run's human-input node."""
+    """A person's answer to a paused run's human-input node, or (expired) none in time."""
 
     outputs: dict[str, Any]
     handle: str | None = None
+    expired: bool = False
 
 
 def _start_data(spec: WorkflowSpec) -> StartData | None:
@@ -140,7 +142,10 @@ async def run_execute(run_id: Any, *, resume: Resume | None = None) -> RunRow:
         events = engine.events(inputs)
     else:
         saved = row.paused_state or {}
-        engine, resumer = WorkflowRun.resumed(graph, context, saved, resume.outputs, resume.handle)
+        if resume.expired:
+            context.services["expired_forms"] = {saved.get("node_id")}
+        answer = None if resume.expired else resume.outputs
+        engine, resumer = WorkflowRun.resumed(graph, context, saved, answer, resume.handle)
         events = engine.events(resume=resumer)
     if not await sync_to_async(_claim)(row):
         return row  # another process took it first
@@ -246,8 +251,9 @@ def _stop_paused(run: RunRow) -> None:
 
 
 def run_resume_prepare(*, tenant: Tenant, run: RunRow, outputs: Mapping[str, Any]) -> Resume:
-    """Check a person's answer to a paused run and mark it running again; then pass the
-    Resume to run_execute or run_detached."""
+    """Check a person's answer to a paused run (the form's fields by name, and `action`, the
+    chosen action's id) and mark it running again; then pass the Resume to run_execute,
+    run_detached or the resume task."""
     if run.tenant_id != tenant.pk:
         raise NotFound("No such run.")
     if not isinstance(outputs, Mapping):
@@ -256,7 +262,15 @@ def run_resume_prepare(*, tenant: Tenant, run: RunRow, outputs: Mapping[str, Any
         current = RunRow.dangerously_unscoped.select_for_update().get(pk=run.pk)
         if current.status != RunRow.Status.PAUSED or not current.paused_state:
             raise Conflict("This run is not waiting for an answer.")
+        node = Graph.model_validate(current.graph).node(current.paused_state["node_id"])
+        if node is None or not isinstance(node.data, HumanInputData):
+            raise Conflict("This run is not waiting for an answer.")
+        values = {k: v for k, v in outputs.items() if k != "action"}
         action = outputs.get("action")
+        try:
+            answer, handle = submission(node.data, values, str(action) if action else None)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
         current.status = RunRow.Status.RUNNING
         current.save(update_fields=["status"])
-    return Resume(outputs=dict(outputs), handle=str(action) if action else None)
+    return Resume(outputs=answer, handle=handle)

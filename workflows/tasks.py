@@ -28,13 +28,15 @@ def run_workflow(run_id: str) -> str:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=False)
-def resume_workflow(run_id: str, outputs: dict, handle: str | None = None) -> str:
+def resume_workflow(
+    run_id: str, outputs: dict, handle: str | None = None, expired: bool = False
+) -> str:
     """Continue a paused run with a person's answer (marked running by
     `runner.run_resume_prepare`); a duplicate finds it underway or finished and does
     nothing."""
     from .runner import Resume, run_execute
 
-    resume = Resume(outputs=outputs, handle=handle)
+    resume = Resume(outputs=outputs, handle=handle, expired=expired)
     return async_to_sync(run_execute)(run_id, resume=resume).status
 
 
@@ -57,3 +59,24 @@ def fail_orphaned_runs() -> int:
         finished_at=now,
     )
     return died + never
+
+
+@shared_task
+def expire_human_input() -> int:
+    """Resume the paused runs whose form nobody answered in time: the human-input node then
+    fails with a timeout, and its error strategy decides what follows; how many."""
+    now = int(timezone.now().timestamp())
+    expired = 0
+    paused = WorkflowRun.dangerously_unscoped.filter(
+        status=WorkflowRun.Status.PAUSED, paused_state__form__expires_at__lt=now
+    ).values_list("pk", flat=True)
+    for run_id in paused:
+        # Only one caller turns a paused run back to running: a person answering at the same
+        # moment, or this task run twice, loses the race and does nothing.
+        taken = WorkflowRun.dangerously_unscoped.filter(
+            pk=run_id, status=WorkflowRun.Status.PAUSED
+        ).update(status=WorkflowRun.Status.RUNNING)
+        if taken:
+            resume_workflow.delay(str(run_id), {}, None, True)
+            expired += 1
+    return expired

@@ -1,11 +1,15 @@
 """Builders of small workflows for the DSL tests, written as plain dicts the way Dify writes them,
 and the shared Dify exports (from ../shared, skipped where absent)."""
 
+import http.server
+import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from providers import http as guarded
 from workflows.dsl import WorkflowSpec
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "dify-dsl"
@@ -97,3 +101,45 @@ def sample_path(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"sample {name} not available ({SAMPLES} is absent)")
     return path
+
+
+@pytest.fixture
+def loopback(settings):
+    """A real HTTP server on 127.0.0.1, allow-listed for the test; (base URL, requests)."""
+    seen: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self._answer()
+
+        def do_POST(self):
+            self._answer()
+
+        def _answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            if self.path.startswith("/file"):
+                payload, kind = b"# Title\n\nHello from a file.", "application/octet-stream"
+            else:
+                payload, kind = (
+                    json.dumps({"ok": True, "path": self.path}).encode(),
+                    "application/json",
+                )
+            self.send_response(201)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.WEFT_OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]
+    guarded.reset_allowlist()
+    yield f"http://127.0.0.1:{server.server_port}", seen
+    server.shutdown()
+    guarded.reset_allowlist()

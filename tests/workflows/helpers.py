@@ -7,6 +7,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 
+import workflows.nodes  # noqa: F401 - registers every executor
 from workflows.dsl import Graph
 from workflows.engine import RunContext, RuntimeGraph, VariablePool, WorkflowRun
 from workflows.engine.events import NodeFinished

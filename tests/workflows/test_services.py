@@ -242,3 +242,75 @@ def test_publish_refuses_nodes_of_the_other_mode(tenant):
     assert [(e.code, e.node_id) for e in caught.value.errors] == [("wrong_mode", "end")]
     with pytest.raises(InvalidInput, match="end nodes belong in workflows"):
         run_create(tenant=tenant, workflow=chat, inputs={"q": "x"})
+
+
+def human_spec() -> WorkflowSpec:
+    ask = make_node(
+        "ask",
+        "human-input",
+        form_content="Approve {{#start.q#}}?",
+        inputs=[{"type": "paragraph", "output_variable_name": "comment"}],
+        user_actions=[{"id": "approve", "title": "Approve"}, {"id": "reject", "title": "No"}],
+        error_strategy="fail-branch",
+    )
+    nodes = [
+        make_node(
+            "start", "start", variables=[{"variable": "q", "label": "Q", "type": "text-input"}]
+        ),
+        ask,
+        make_node(
+            "yes", "end", outputs=[{"variable": "said", "value_selector": ["ask", "comment"]}]
+        ),
+        make_node(
+            "no", "end", outputs=[{"variable": "no", "value_selector": ["ask", "action_id"]}]
+        ),
+        make_node(
+            "late", "end", outputs=[{"variable": "why", "value_selector": ["ask", "error_type"]}]
+        ),
+    ]
+    edges = [
+        make_edge("start", "ask"),
+        make_edge("ask", "yes", "approve"),
+        make_edge("ask", "no", "reject"),
+        make_edge("ask", "late", "fail-branch"),
+    ]
+    return WorkflowSpec.model_validate({"graph": {"nodes": nodes, "edges": edges}})
+
+
+def test_human_input_pauses_the_run_and_the_answer_resumes_it(tenant):
+    from workflows.runner import run_resume_prepare
+
+    workflow = services.workflow_create(tenant=tenant, name="H", spec=human_spec())
+    run = run_create(tenant=tenant, workflow=workflow, inputs={"q": "the budget"})
+    assert async_to_sync(run_execute)(run.pk).status == "paused"
+    run.refresh_from_db()
+    assert run.paused_state["form"]["form_content"] == "Approve the budget?"
+    with pytest.raises(InvalidInput, match="approve, reject"):
+        run_resume_prepare(tenant=tenant, run=run, outputs={"comment": "ok", "action": "maybe"})
+    resume = run_resume_prepare(
+        tenant=tenant, run=run, outputs={"comment": "fine by me", "action": "approve"}
+    )
+    with pytest.raises(Conflict):
+        run_resume_prepare(tenant=tenant, run=run, outputs={"action": "approve"})
+    row = async_to_sync(run_execute)(run.pk, resume=resume)
+    assert (row.status, row.outputs) == ("succeeded", {"said": "fine by me"})
+    assert row.total_steps == 3
+
+
+def test_a_form_nobody_answers_in_time_fails_the_node_into_its_fail_branch(tenant, monkeypatch):
+    from workflows import tasks
+
+    workflow = services.workflow_create(tenant=tenant, name="H", spec=human_spec())
+    run = run_create(tenant=tenant, workflow=workflow, inputs={"q": "x"})
+    async_to_sync(run_execute)(run.pk)
+    run.refresh_from_db()
+    state = run.paused_state
+    state["form"]["expires_at"] = 1
+    WorkflowRun.dangerously_unscoped.filter(pk=run.pk).update(paused_state=state)
+    queued = []
+    monkeypatch.setattr(tasks.resume_workflow, "delay", lambda *args: queued.append(args))
+    assert tasks.expire_human_input() == 1
+    assert tasks.expire_human_input() == 0  # taken once only
+    assert tasks.resume_workflow(*queued[0]) == "partial-succeeded"
+    run.refresh_from_db()
+    assert run.outputs == {"why": "timeout"}

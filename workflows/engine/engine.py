@@ -601,11 +601,12 @@ class WorkflowRun:
         graph: RuntimeGraph,
         context: RunContext,
         saved: Mapping[str, Any],
-        answer: Mapping[str, Any],
+        answer: Mapping[str, Any] | None,
         handle: str | None = None,
     ) -> tuple[WorkflowRun, Callable[[Scope], list[tuple[RuntimeNode, str | None]]]]:
         """A paused run, with the person's answer as the human-input node's outputs; pass the
-        second value as `events(resume=…)`."""
+        second value as `events(resume=…)`. With no answer the node runs again (its executor
+        then decides, e.g. that the form expired)."""
         pool = VariablePool.load(saved["pool"])
         run = cls(graph, context, pool)
         run.steps, run.tokens = saved["steps"], saved["tokens"]
@@ -621,6 +622,9 @@ class WorkflowRun:
                 for node_id, state in top.state.items()
                 if state == "queued"
             ]
+            if answer is None:
+                ready.append((node, None))
+                return ready
             pool.set_outputs(node.id, dict(answer))
             top.state[node.id] = "done"
             top._decide(node, frozenset({handle or SOURCE}), ready)

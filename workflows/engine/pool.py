@@ -41,13 +41,13 @@ class VariablePool:
         self._values[node_id] = dict(outputs)
 
     def set(self, selector: Sequence[str], value: Any) -> None:
-        """Set one variable, `[node_id, name]`. Conversation variables are written where they
-        live, so that a write inside an iteration round is seen after it."""
+        """Set one variable, `[node_id, name]`, where the node's values live (a conversation
+        variable, or a loop's variable from inside an iteration round), so the write is seen
+        after the round; a node with no values yet gets them here."""
         node_id, name = selector[0], selector[1]
         pool: VariablePool | None = self
-        if node_id == CONVERSATION:
-            while pool is not None and CONVERSATION not in pool._values:
-                pool = pool.parent
+        while pool is not None and node_id not in pool._values:
+            pool = pool.parent
         target = pool if pool is not None else self
         target._values.setdefault(node_id, {})[name] = value
 

@@ -1,5 +1,33 @@
 """Node executors, one module per family; importing this package registers them all."""
 
-from . import io
+from . import (
+    classifier,
+    code,
+    containers,
+    data,
+    documents,
+    extractor,
+    http,
+    human,
+    io,
+    llm,
+    logic,
+    retrieval,
+    template,
+)
 
-__all__ = ["io"]
+__all__ = [
+    "classifier",
+    "code",
+    "containers",
+    "data",
+    "documents",
+    "extractor",
+    "http",
+    "human",
+    "io",
+    "llm",
+    "logic",
+    "retrieval",
+    "template",
+]
