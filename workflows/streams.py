@@ -51,20 +51,35 @@ def encode(event: Event, context: dict[str, Any]) -> dict[str, str]:
 
 
 class StreamSink:
-    """Appends a run's events to its stream."""
+    """Appends a run's events to its stream: what arrives while a write is under way goes in
+    the next write, in one round trip, so a fast run does not wait on Redis per event."""
 
     def __init__(self, run_id: str, context: dict[str, Any]) -> None:
         self.key = events_key(run_id)
         self.context = context
-        self._expiring = False
+        self.pending: list[dict[Any, Any]] = []
+        self.writing: asyncio.Task | None = None
 
     async def __call__(self, event: Event) -> None:
-        redis = client()
-        entry: dict[Any, Any] = encode(event, self.context)
-        await redis.xadd(self.key, entry, maxlen=MAXLEN, approximate=True)
-        if not self._expiring or event.event in ENDING_EVENTS:
-            await redis.expire(self.key, TTL_SECONDS)
-            self._expiring = True
+        self.pending.append(encode(event, self.context))
+        if self.writing is None or self.writing.done():
+            if self.writing is not None:
+                self.writing.result()  # a failed write surfaces here
+            self.writing = asyncio.create_task(self._write())
+        if event.event in ENDING_EVENTS:
+            await self.writing
+            if self.pending:
+                await self._write()
+
+    async def _write(self) -> None:
+        await asyncio.sleep(0)  # let the events already on their way join this write
+        while self.pending:
+            batch, self.pending = self.pending, []
+            async with client().pipeline(transaction=False) as pipe:
+                for entry in batch:
+                    pipe.xadd(self.key, entry, maxlen=MAXLEN, approximate=True)
+                pipe.expire(self.key, TTL_SECONDS)
+                await pipe.execute()
 
 
 async def read(

@@ -4,6 +4,7 @@ every call, summed for the node's result."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -107,9 +108,17 @@ class NodeModel:
         tenant = ctx.run.tenant
         if tenant is None:
             raise NodeFailed("This run has no tenant to call a model for.", error_type="NoTenant")
-        model, replaced = await sync_to_async(resolve_model)(
-            tenant=tenant, kind=ModelKind.CHAT, provider=config.provider, name=config.name
-        )
+        # Once per run and model: parallel branches naming the same model share one lookup
+        # instead of queueing their queries on the one thread the ORM runs on.
+        cache = ctx.run.services.setdefault("resolved_models", {})
+        key = (ModelKind.CHAT, config.provider, config.name)
+        if key not in cache:
+            cache[key] = asyncio.ensure_future(
+                sync_to_async(resolve_model)(
+                    tenant=tenant, kind=ModelKind.CHAT, provider=config.provider, name=config.name
+                )
+            )
+        model, replaced = await asyncio.shield(cache[key])
         return cls(ctx=ctx, model=model, config=config, replaced=replaced)
 
     @property
