@@ -130,6 +130,14 @@ def test_modules_that_were_not_preloaded_cannot_be_imported(pool):
         pool.run_sync("import numpy\ndef main():\n    return {}\n", {})
 
 
+def test_http_libraries_import_but_say_there_is_no_network_when_used(pool):
+    imported = "import json, requests\ndef main():\n    return {'ok': 1}\n"
+    assert pool.run_sync(imported, {}).outputs == {"ok": 1}
+    used = "import requests\ndef main():\n    requests.get('https://example.com')\n    return {}\n"
+    with pytest.raises(CodeExecutionError, match="HTTP request node"):
+        pool.run_sync(used, {})
+
+
 def test_an_exception_reports_type_message_and_only_user_frames(pool):
     code = (
         "def helper(x):\n"

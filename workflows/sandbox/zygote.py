@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import tempfile
+import types
 from typing import NoReturn
 
 import pyseccomp
@@ -56,6 +57,8 @@ PRELOAD = (
 # Modules the worker used to confine itself: taken out of sys.modules so that user code does
 # not find ctypes lying around (a convenience only: the kernel is what confines it).
 CONFINEMENT_MODULES = ("ctypes", "_ctypes", "ctypes._endian", "pyseccomp")
+# HTTP libraries Dify's sandbox offers; here they import, and fail when used (no network).
+NETWORK_LIBRARIES = ("requests", "httpx")
 
 
 def main(options_json: str, control_fd: int) -> None:
@@ -209,10 +212,25 @@ def _become_worker(sock: socket.socket, workdir: str, zygote: Zygote) -> NoRetur
         os._exit(0)
 
 
+class _NoNetwork(types.ModuleType):
+    """Stands for an HTTP library: code written for Dify often imports one it never uses,
+    which then works; using it fails with a message that says what to do instead."""
+
+    def __getattr__(self, attribute: str):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        raise RuntimeError(
+            f"{self.__name__}.{attribute}: the sandbox has no network; make HTTP calls with "
+            "an HTTP request node and pass the response to this code."
+        )
+
+
 def _forget_confinement() -> None:
     for name in CONFINEMENT_MODULES:
         sys.modules.pop(name, None)
     sys.modules.pop(lockdown.__name__, None)
+    for name in NETWORK_LIBRARIES:
+        sys.modules[name] = _NoNetwork(name)
     # Only built-in and frozen modules can be imported from now on: files cannot be read,
     # so "No module named …" is the honest answer, at once. (sys.path_importer_cache stays:
     # freeing it would copy the pages it shares with the zygote, for nothing.)
