@@ -106,7 +106,6 @@ def _fail(document: Document, reason: str) -> None:
     with transaction.atomic():
         Chunk.objects.filter(document=document).delete()
         _update(document, indexing_status=Status.ERROR, error=reason[:2000], progress=0)
-        store.dataset_stats_refresh(dataset_id=document.dataset_id)
     logger.info("document %s failed: %s", document.pk, reason)
 
 

@@ -1,10 +1,10 @@
 """Knowledge bases: datasets of documents, split into chunks that carry an embedding and the
-terms full-text search ranks with BM25."""
+terms full-text search ranks with BM25 (from the postings and term statistics that PostgreSQL
+triggers derive from the chunks: see migration 0005)."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from pgvector.django import VectorField
@@ -56,7 +56,8 @@ class Dataset(TenantOwned):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    # BM25 needs the collection's size and average length: kept here, per dataset.
+    # BM25 needs the collection's size and average length: kept here, per dataset, by the
+    # triggers on knowledge_chunk (searchable, enabled, live chunks and their terms).
     chunk_count = models.PositiveIntegerField(default=0, editable=False)
     term_count = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -172,14 +173,60 @@ class Chunk(TenantOwned):
             # Indexing writes chunks by (document, position): a re-run never duplicates.
             models.UniqueConstraint(fields=["document", "position"], name="chunk_unique_position")
         ]
+        # No index on `terms`: full-text search reads the postings the triggers derive from
+        # them. The table is filled to half its pages (migration 0006) so that flipping `live`
+        # or `enabled` and counting hits rewrite a row in its page, without new entries in
+        # every index (each one an insertion into the HNSW graph).
         indexes = [
             models.Index(fields=["tenant", "dataset", "document"], name="chunk_dataset_document"),
-            GinIndex(fields=["terms"], name="chunk_terms"),
         ]
         ordering = ["document", "position"]
 
     def __str__(self) -> str:
         return self.content[:60]
+
+
+# Full-text search reads these two tables, never the chunks' tsvectors one by one. Triggers on
+# knowledge_chunk (migration 0005) keep them equal to what the searchable, enabled, live chunks
+# hold, in the same transaction as any write to a chunk, whichever code makes it: they are
+# derived rows, without a tenant of their own (the dataset's is checked by every search), and
+# nothing but those triggers writes them.
+
+
+class Term(models.Model):
+    """One term of a dataset: in how many of its searched chunks it occurs (BM25's document
+    frequency), and the most times it occurs in one (an upper bound of its score)."""
+
+    pk = models.CompositePrimaryKey("dataset_id", "term")
+    dataset_id = models.UUIDField()
+    term = models.TextField()
+    df = models.IntegerField()
+    # Raised as chunks come, never lowered as they go: a bound, not a statistic.
+    max_tf = models.SmallIntegerField()
+
+    dangerously_unscoped = models.Manager()
+
+    def __str__(self) -> str:
+        return self.term
+
+
+class Posting(models.Model):
+    """One term in one searched chunk: how often (tf) in how many terms (dl, the chunk's
+    length). The primary key covers the other columns, so a term's list is read from the
+    index alone."""
+
+    pk = models.CompositePrimaryKey("dataset_id", "term", "chunk_id")
+    dataset_id = models.UUIDField()
+    term = models.TextField()
+    chunk_id = models.UUIDField()
+    document_id = models.UUIDField()
+    tf = models.SmallIntegerField()
+    dl = models.IntegerField()
+
+    dangerously_unscoped = models.Manager()
+
+    def __str__(self) -> str:
+        return self.term
 
 
 class HitTestQuery(TenantOwned):

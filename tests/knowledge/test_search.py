@@ -1,12 +1,20 @@
 """Chunk storage and search in the real PostgreSQL with pgvector: idempotent writes, filtered
 HNSW search that still fills top-k, BM25 ranking, unspaced scripts."""
 
+import math
+import random
+from collections import Counter
+
+import numpy as np
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from knowledge.models import Chunk, Dataset, Document
+from knowledge import search
+from knowledge.models import Chunk, Dataset, Document, Term
 from knowledge.search import analyze, bm25, semantic
 from knowledge.store import ChunkRow, chunks_write, document_set_live
+from knowledge.vectors import ensure_index
 from providers.runtime.offline import hashing_vectors
 from tenants.context import tenant_context
 
@@ -171,3 +179,290 @@ def test_chunks_are_searched_only_while_their_document_is_live(make_document, te
     assert bm25(tenant_id=tenant.pk, dataset_ids=[dataset.pk], query="warp", top_k=5) == []
     dataset.refresh_from_db()
     assert dataset.chunk_count == 0
+
+
+# --- BM25 against a reference --------------------------------------------------------------
+# A straightforward BM25 in Python over the chunks' own texts: every searched chunk of the
+# datasets, tf and length from `analyze`, df counted, Lucene's idf; ties by id.
+
+
+def reference_bm25(tenant, dataset_ids, query, top_k, document_ids=None):
+    rows = Chunk.dangerously_unscoped.filter(
+        tenant=tenant, dataset_id__in=dataset_ids, searchable=True, enabled=True, live=True
+    ).values_list("id", "document_id", "content", "answer")
+    chunks = [
+        (chunk_id, document_id, Counter(terms), len(terms))
+        for chunk_id, document_id, content, answer in rows
+        for terms in [analyze(f"{content}\n{answer}" if answer else content)]
+    ]
+    if not chunks:
+        return []
+    n = len(chunks)
+    average_length = max(sum(length for *_, length in chunks) / n, 1.0)
+    scores = {}
+    for word in set(analyze(query)):
+        df = sum(1 for _, _, tf, _ in chunks if word in tf)
+        if not df:
+            continue
+        idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        for chunk_id, document_id, tf, length in chunks:
+            if word in tf and (document_ids is None or document_id in document_ids):
+                scores[chunk_id] = scores.get(chunk_id, 0.0) + idf * (tf[word] * 2.2) / (
+                    tf[word] + 1.2 * (0.25 + 0.75 * length / average_length)
+                )
+    return sorted(scores.items(), key=lambda hit: (-hit[1], hit[0]))[:top_k]
+
+
+def same_ranking(found, expected):
+    """The same scores, and the same chunks wherever scores are not tied to 1e-9."""
+    assert [round(s, 9) for _, s in found] == [round(s, 9) for _, s in expected]
+    assert sorted((round(s, 9), i) for i, s in found) == sorted(
+        (round(s, 9), i) for i, s in expected
+    )
+
+
+ZIPF_WORDS = [f"w{rank}" for rank in range(300)]
+ZIPF_WEIGHTS = [1 / (rank + 1) for rank in range(300)]
+CJK = ["知识库支持混合检索", "向量数据库与全文检索", "工作流引擎调用知识库", "检索增强生成"]
+
+
+def zipf_text(rng, low=3, high=60):
+    words = rng.choices(ZIPF_WORDS, ZIPF_WEIGHTS, k=rng.randint(low, high))
+    if rng.random() < 0.9:
+        words.append("the")  # in nearly every chunk: idf close to 0, a long list
+    if rng.random() < 0.15:
+        words.append(rng.choice(CJK))
+    if rng.random() < 0.1:
+        words += [rng.choice(ZIPF_WORDS[:20])] * rng.randint(2, 6)  # tf well above 1
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+@pytest.fixture
+def corpus(make_document, tenant, other_tenant):
+    """Two datasets searched together and one not, another tenant's, documents not live,
+    chunks disabled, parents not searched, answers, CJK; returns (searched datasets,
+    documents of the first)."""
+    rng = random.Random(20261122)  # noqa: S311 - test text, not a secret
+    first, first_doc = make_document("First")
+    second, second_doc = make_document("Second")
+    aside, aside_doc = make_document("Aside")
+    theirs, theirs_doc = make_document("Theirs", other_tenant)
+    documents = [first_doc]
+    with tenant_context(tenant):
+        documents += [Document.objects.create(dataset=first, name=f"more {i}") for i in range(3)]
+        pending = Document.objects.create(dataset=first, name="being indexed")
+    for dataset, document, count in [
+        *[(first, d, 60) for d in documents],
+        (second, second_doc, 150),
+        (aside, aside_doc, 40),
+        (theirs, theirs_doc, 40),
+        (first, pending, 30),
+    ]:
+        rows = [
+            ChunkRow(
+                position=i,
+                content=zipf_text(rng),
+                answer=zipf_text(rng, 1, 8) if rng.random() < 0.1 else "",
+                searchable=rng.random() > 0.05,
+            )
+            for i in range(count)
+        ]
+        chunks_write(
+            tenant_id=dataset.tenant_id, dataset_id=dataset.pk, document_id=document.pk, rows=rows
+        )
+        if document != pending:
+            document_set_live(document_id=document.pk, dataset_id=dataset.pk, live=True)
+    disabled = list(
+        Chunk.dangerously_unscoped.filter(dataset=first).order_by("id").values_list("pk", flat=True)
+    )[::9]
+    Chunk.dangerously_unscoped.filter(pk__in=disabled).update(enabled=False)
+    return [first.pk, second.pk], documents
+
+
+def queries(count, seed=7):
+    rng = random.Random(seed)  # noqa: S311 - test text, not a secret
+    made = []
+    for _ in range(count):
+        words = rng.choices(ZIPF_WORDS, ZIPF_WEIGHTS, k=rng.randint(1, 5))
+        if rng.random() < 0.3:
+            words.append("the")
+        if rng.random() < 0.2:
+            words.append(rng.choice(ZIPF_WORDS[200:]))  # rare
+        if rng.random() < 0.1:
+            words.append("nowhere")
+        made.append(" ".join(words))
+    return [*made, "知识库", "检索 the", "全文", "the"]
+
+
+def test_bm25_scores_are_exactly_bm25(corpus, tenant):
+    datasets, _ = corpus
+    for i, query in enumerate(queries(60)):
+        top_k = [1, 3, 10, 40][i % 4]
+        same_ranking(
+            bm25(tenant_id=tenant.pk, dataset_ids=datasets, query=query, top_k=top_k),
+            reference_bm25(tenant, datasets, query, top_k),
+        )
+
+
+@pytest.mark.parametrize("lookup_cost", [0, 10**9])
+def test_bm25_both_ways_of_scoring_the_other_terms(corpus, tenant, monkeypatch, lookup_cost):
+    """Looked up chunk by chunk (cost 0) or joined from whole lists (cost huge): same."""
+    monkeypatch.setattr(search, "LOOKUP_COST", lookup_cost)
+    datasets, _ = corpus
+    for query in queries(25, seed=11):
+        same_ranking(
+            bm25(tenant_id=tenant.pk, dataset_ids=datasets, query=query, top_k=10),
+            reference_bm25(tenant, datasets, query, 10),
+        )
+
+
+def test_bm25_reads_frequent_terms_only_where_they_matter(corpus, tenant):
+    """A rare and a frequent term: the frequent one's list is not read whole."""
+    datasets, _ = corpus
+    rare = min(
+        (t for t in Term.dangerously_unscoped.filter(dataset_id=datasets[1])),
+        key=lambda t: (abs(t.df - 12), t.term),
+    ).term
+    params = {
+        "tenant": tenant.pk,
+        "datasets": datasets,
+        "documents": [],
+        "words": sorted({rare, "the"}),
+        "top_k": 10,
+        "bar": None,
+        "all_terms": False,
+        "lookup_cost": search.LOOKUP_COST,
+        "direct_chunks": search.DIRECT_CHUNKS,
+    }
+    with connection.cursor() as cursor:
+        rest, every_term, found = search._ranked(
+            cursor, search._LISTS_SQL.format(documents=""), params
+        )
+    assert not every_term and rest > 0
+    same_ranking(found, reference_bm25(tenant, datasets, f"{rare} the", 10))
+
+
+def test_bm25_reads_more_terms_when_the_first_guess_falls_short(make_document, tenant):
+    """The rarer term only in very long chunks: the chunks that rank hold the other term,
+    which the first pass left unread; the second pass must find them."""
+    dataset, document = make_document()
+    filler = " ".join(f"f{i}" for i in range(300))
+    contents = [f"rare {filler}" for _ in range(12)]
+    contents += ["common short"] * 80  # frequent enough that its bound is under the guess
+    contents += [f"filler {i}" for i in range(300)]
+    write(dataset, document, contents, embed=False)
+    with CaptureQueriesContext(connection) as captured:
+        found = bm25(tenant_id=tenant.pk, dataset_ids=[dataset.pk], query="rare common", top_k=10)
+    assert len(captured) == 2  # the first guess, then all it takes
+    same_ranking(found, reference_bm25(tenant, [dataset.pk], "rare common", 10))
+    assert all(c == "common short" for c in content_of([i for i, _ in found]))
+
+
+def test_bm25_is_one_statement(corpus, tenant):
+    datasets, _ = corpus
+    with CaptureQueriesContext(connection) as captured:
+        bm25(tenant_id=tenant.pk, dataset_ids=datasets, query="w3 w250", top_k=10)
+    assert len(captured) == 1
+
+
+def test_bm25_document_filter(corpus, tenant, monkeypatch):
+    """Few documents are ranked from their chunks, many from the lists: both exact, both
+    with the datasets' statistics."""
+    datasets, documents = corpus
+    some = {documents[0].pk, documents[2].pk}
+    for direct_chunks in (search.DIRECT_CHUNKS, 5):
+        monkeypatch.setattr(search, "DIRECT_CHUNKS", direct_chunks)
+        for query in queries(15, seed=3):
+            found = bm25(
+                tenant_id=tenant.pk,
+                dataset_ids=datasets,
+                query=query,
+                top_k=10,
+                document_ids=list(some),
+            )
+            same_ranking(found, reference_bm25(tenant, datasets, query, 10, some))
+    assert (
+        bm25(tenant_id=tenant.pk, dataset_ids=datasets, query="w1", top_k=5, document_ids=[]) == []
+    )
+
+
+def test_semantic_document_filter_fills_top_k(make_document, tenant):
+    dataset, wanted = make_document()
+    with tenant_context(tenant):
+        crowd = [Document.objects.create(dataset=dataset, name=f"crowd {i}") for i in range(5)]
+    loom = [f"the loom weaves pattern {i}" for i in range(40)]
+    for document in crowd:
+        write(dataset, document, loom)  # 200 near neighbours elsewhere in the dataset
+    write(dataset, wanted, [f"soup recipe number {i}" for i in range(12)])
+    query = list(hashing_vectors(["the loom weaves"], 512)[0])
+    found = semantic(
+        tenant_id=tenant.pk,
+        dataset_ids=[dataset.pk],
+        vector=query,
+        top_k=10,
+        document_ids=[wanted.pk],
+    )
+    assert len(found) == 10
+    assert all(c.startswith("soup recipe") for c in content_of([i for i, _ in found]))
+    assert (
+        semantic(
+            tenant_id=tenant.pk, dataset_ids=[dataset.pk], vector=query, top_k=10, document_ids=[]
+        )
+        == []
+    )
+
+
+def test_semantic_falls_back_to_an_exact_search_when_the_scan_gives_up(make_document, tenant):
+    """A scan allowed to visit almost nothing returns only what its first pass discovered:
+    near the query, where the filter keeps nothing. The exact search must fill top_k, with
+    the true nearest of the document."""
+    ensure_index(8)  # small vectors: a graph of thousands is quick to build
+    rng = np.random.default_rng(5)
+    dataset, wanted = make_document()
+    with tenant_context(tenant):
+        crowd = Document.objects.create(dataset=dataset, name="crowd")
+    axis = np.eye(8)[0]
+
+    def rows(count, centre):
+        vectors = centre + rng.normal(0, 0.05, (count, 8))
+        return [
+            ChunkRow(position=i, content=f"chunk {i}", embedding=list(v))
+            for i, v in enumerate(vectors)
+        ], vectors
+
+    crowd_rows, _ = rows(3000, axis)  # around the query
+    wanted_rows, wanted_vectors = rows(200, -axis)  # opposite it
+    for document, batch in ((crowd, crowd_rows), (wanted, wanted_rows)):
+        chunks_write(
+            tenant_id=dataset.tenant_id, dataset_id=dataset.pk, document_id=document.pk, rows=batch
+        )
+        document_set_live(document_id=document.pk, dataset_id=dataset.pk, live=True)
+    query = list(axis)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.max_scan_tuples = 1")
+        # As on a large table, where the planner takes the vector index rather than sort
+        # every chunk the filter keeps. A sort is all the exact search can do: it still runs.
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute("SET LOCAL hnsw.ef_search = 100")
+        cursor.execute(
+            "SELECT id FROM knowledge_chunk WHERE embedding_dim = 8 AND document_id = %s "
+            "ORDER BY (embedding::vector(8)) <=> %s::vector(8) LIMIT 10",
+            [wanted.pk, "[" + ",".join(map(str, query)) + "]"],
+        )
+        assert len(cursor.fetchall()) < 10  # the index scan alone falls short
+    with CaptureQueriesContext(connection) as captured:
+        found = semantic(
+            tenant_id=tenant.pk,
+            dataset_ids=[dataset.pk],
+            vector=query,
+            top_k=10,
+            document_ids=[wanted.pk],
+        )
+    searches = [q["sql"] for q in captured.captured_queries if "similarity" in q["sql"]]
+    assert len(searches) == 2  # the index scan, then the exact search
+    similarity = wanted_vectors @ axis / np.linalg.norm(wanted_vectors, axis=1)
+    best = np.argsort(-similarity)[:10]
+    assert content_of([i for i, _ in found]) == [f"chunk {i}" for i in best]
+    assert [s for _, s in found] == pytest.approx(similarity[best], abs=1e-5)
