@@ -27,9 +27,6 @@ from .settings import RetrievalSettings, condition_sql
 # Hybrid and rerank look at more candidates than they return, so fusion can reorder them.
 MIN_CANDIDATES = 20
 CANDIDATES_PER_RESULT = 4
-# A metadata filter keeps only some documents: the search widens until it fills top_k.
-WIDEN_FACTOR = 4
-MAX_WIDENED = 20_000
 
 
 @dataclass
@@ -172,24 +169,27 @@ def _search(
     """Run the searches, fuse them and load the candidates' chunks, best first."""
     if allowed is not None and not allowed:
         return []
+    # A metadata filter names the documents it keeps: the searches rank within them, so the
+    # filter still fills top_k.
+    documents = sorted(allowed) if allowed is not None else None
     with tenant_context(tenant):
         semantic_hits: list[tuple[uuid.UUID, float]] = []
         for vector, ids in vectors:
-            semantic_hits += _filtered(
-                lambda k, v=vector, i=ids: search.semantic(
-                    tenant_id=tenant.pk, dataset_ids=i, vector=v, top_k=k
-                ),
-                wanted,
-                allowed,
+            semantic_hits += search.semantic(
+                tenant_id=tenant.pk,
+                dataset_ids=ids,
+                vector=vector,
+                top_k=wanted,
+                document_ids=documents,
             )
         semantic_hits = sorted(semantic_hits, key=lambda hit: -hit[1])[:wanted]
         text_hits = (
-            _filtered(
-                lambda k: search.bm25(
-                    tenant_id=tenant.pk, dataset_ids=dataset_ids, query=query, top_k=k
-                ),
-                wanted,
-                allowed,
+            search.bm25(
+                tenant_id=tenant.pk,
+                dataset_ids=dataset_ids,
+                query=query,
+                top_k=wanted,
+                document_ids=documents,
             )
             if full_text
             else []
@@ -201,24 +201,6 @@ def _search(
     for candidate in candidates:
         candidate.chunk = chunks.get(candidate.chunk_id)
     return [c for c in candidates if c.chunk is not None]
-
-
-def _filtered(search_for, wanted: int, allowed: set[uuid.UUID] | None):
-    """The search's hits in the allowed documents, widening the search until it fills
-    `wanted` or has seen every chunk."""
-    if allowed is None:
-        return search_for(wanted)
-    asked = wanted
-    while True:
-        hits = search_for(asked)
-        ids = [hit[0] for hit in hits]
-        documents = dict(
-            Chunk.objects.filter(pk__in=ids).values_list("pk", "document_id").iterator()
-        )
-        kept = [hit for hit in hits if documents.get(hit[0]) in allowed]
-        if len(kept) >= wanted or len(hits) < asked or asked >= MAX_WIDENED:
-            return kept[:wanted]
-        asked = min(asked * WIDEN_FACTOR, MAX_WIDENED)
 
 
 def _rerank_text(chunk: Chunk | None) -> str:
