@@ -64,7 +64,8 @@ def analyze(text: str) -> list[str]:
             previous_cjk = ""
             continue
         terms.append(token)
-        if _CJK.fullmatch(token):
+        # The tokenizer makes each CJK character a token of its own: only those can match.
+        if len(token) == 1 and _CJK.match(token):
             if previous_cjk:
                 terms.append(previous_cjk + token)
             previous_cjk = token

@@ -1,4 +1,4 @@
-"""Writing chunks: a binary COPY into a session table, then one statement that inserts or
+"""Writing chunks: a binary COPY into a temporary table, then one statement that inserts or
 replaces them, idempotent by (document, position), with the terms for full-text search
 computed by PostgreSQL from Weft's own text analysis. The rows' text is analysed and their
 vectors packed here, in Python; nothing is formatted into SQL.
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import struct
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,12 +35,12 @@ _JSONB_VERSION = b"\x01"
 # Rows are written in a temporary table first: COPY moves them without building a statement
 # per row, and the upsert into knowledge_chunk is then a single INSERT … SELECT.
 _LOAD_COLUMNS = (
-    "position integer, searchable boolean, content text, answer text, content_hash text, "
+    "id uuid, position integer, searchable boolean, content text, answer text, content_hash text, "
     "tokens integer, embedding vector, terms text, term_count integer, metadata jsonb, "
     "parent_position integer"
 )
 _LOAD_NAMES = (
-    "position, searchable, content, answer, content_hash, tokens, embedding, terms, "
+    "id, position, searchable, content, answer, content_hash, tokens, embedding, terms, "
     "term_count, metadata, parent_position"
 )
 # Moves the loaded rows (`which` of them) into knowledge_chunk: the temporary table is emptied
@@ -51,7 +53,7 @@ _UPSERT = f"""
         answer, content_hash, tokens, embedding, embedding_dim, terms, term_count,
         created_at, updated_at, enabled, live, hit_count, keywords, metadata
     )
-    SELECT gen_random_uuid(), %(tenant)s, %(dataset)s, %(document)s,
+    SELECT id, %(tenant)s, %(dataset)s, %(document)s,
            (SELECT parent.id FROM knowledge_chunk parent
             WHERE parent.document_id = %(document)s AND parent.position = loaded.parent_position),
            position, searchable, content, answer, content_hash, tokens, embedding,
@@ -108,13 +110,30 @@ def _jsonb(value: dict) -> bytes:
     return _INT.pack(len(data)) + data
 
 
-def _copy_rows(rows: Iterable[ChunkRow]) -> bytes:
-    """The rows in COPY's binary format, in the order of _LOAD_NAMES."""
+def _time_ordered_ids(count: int) -> list[uuid.UUID]:
+    """UUIDs in the layout of version 7: the time in milliseconds first, then a counter, then
+    random bits. Chunks written later sort after earlier ones, so their entries go to the end
+    of each index range (the primary key, each term's postings) instead of anywhere in it."""
+    now = time.time_ns() // 1_000_000
+    ids = []
+    for i in range(count):
+        # 4,096 ids per millisecond; a larger batch borrows the next milliseconds.
+        millisecond, counter = now + i // 4096, i % 4096
+        high = (millisecond << 16) | (0x7 << 12) | counter
+        low = (0b10 << 62) | secrets.randbits(62)
+        ids.append(uuid.UUID(int=(high << 64) | low))
+    return ids
+
+
+def _copy_rows(rows: Sequence[ChunkRow]) -> bytes:
+    """The rows in COPY's binary format, in the order of _LOAD_NAMES, with new ids (a row
+    that replaces one keeps the id it had)."""
     parts = [_SIGNATURE]
-    for row in rows:
+    for row, new_id in zip(rows, _time_ordered_ids(len(rows)), strict=True):
         analyzed = analyze(f"{row.content}\n{row.answer}" if row.answer else row.content)
         parts += (
-            _FIELD_COUNT.pack(11),
+            _FIELD_COUNT.pack(12),
+            b"\x00\x00\x00\x10" + new_id.bytes,
             _int(row.position),
             b"\x00\x00\x00\x01" + (b"\x01" if row.searchable else b"\x00"),
             _text(row.content),

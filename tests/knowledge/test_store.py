@@ -174,6 +174,20 @@ def test_rewriting_replaces_in_place_and_keeps_state(make_document):
     search_data_matches_chunks()
 
 
+def test_new_chunks_get_ids_in_time_order(make_document):
+    """Later chunks sort after earlier ones: their index entries go to the end of a range."""
+    dataset, document = make_document()
+    texts(dataset, document, ["a", "b", "c"])
+    texts(dataset, document, ["d"], start=3)
+    ids = list(
+        Chunk.dangerously_unscoped.filter(document=document)
+        .order_by("position")
+        .values_list("id", flat=True)
+    )
+    assert ids == sorted(ids) and len(set(ids)) == 4
+    assert all(i.version == 7 for i in ids)
+
+
 def test_two_writes_in_one_transaction_stay_apart(make_document):
     dataset, first = make_document(name="first")
     _, second = make_document(name="second")
