@@ -109,46 +109,52 @@ class ContainerEvent(Event):
     created_at: int
 
 
-class IterationStarted(ContainerEvent):
+class ContainerStarted(ContainerEvent):
+    """An iteration or loop began."""
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ContainerNext(ContainerEvent):
+    """An iteration or loop began its round `index`."""
+
+    index: int
+
+
+class ContainerCompleted(ContainerEvent):
+    """An iteration or loop ended."""
+
+    outputs: dict[str, Any] | None = None
+    status: str = "succeeded"
+    error: str | None = None
+    steps: int = 0
+    elapsed_time: float = 0.0
+    total_tokens: int = 0
+
+
+class IterationStarted(ContainerStarted):
     event: ClassVar[str] = "iteration_started"
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class IterationNext(ContainerEvent):
+class IterationNext(ContainerNext):
     event: ClassVar[str] = "iteration_next"
-    index: int
 
 
-class IterationCompleted(ContainerEvent):
+class IterationCompleted(ContainerCompleted):
     event: ClassVar[str] = "iteration_completed"
-    outputs: dict[str, Any] | None = None
-    status: str = "succeeded"
-    error: str | None = None
-    steps: int = 0
-    elapsed_time: float = 0.0
-    total_tokens: int = 0
 
 
-class LoopStarted(ContainerEvent):
+class LoopStarted(ContainerStarted):
     event: ClassVar[str] = "loop_started"
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class LoopNext(ContainerEvent):
+class LoopNext(ContainerNext):
     event: ClassVar[str] = "loop_next"
-    index: int
 
 
-class LoopCompleted(ContainerEvent):
+class LoopCompleted(ContainerCompleted):
     event: ClassVar[str] = "loop_completed"
-    outputs: dict[str, Any] | None = None
-    status: str = "succeeded"
-    error: str | None = None
-    steps: int = 0
-    elapsed_time: float = 0.0
-    total_tokens: int = 0
 
 
 class WorkflowPaused(Event):
