@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "providers",
     "knowledge",
     "workflows",
+    "apps",
 ]
 
 MIDDLEWARE = [
@@ -175,6 +176,7 @@ CELERY_TASK_ROUTES = {
     "knowledge.tasks.*": {"queue": "indexing"},
     "workflows.tasks.run_workflow": {"queue": "workflows"},
     "workflows.tasks.resume_workflow": {"queue": "workflows"},
+    "apps.tasks.execute_task": {"queue": "workflows"},
 }
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-documents": {
@@ -187,6 +189,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "expire-human-input": {
         "task": "workflows.tasks.expire_human_input",
+        "schedule": 60.0,
+    },
+    "fail-orphaned-messages": {
+        "task": "apps.tasks.fail_orphaned_messages",
         "schedule": 60.0,
     },
 }
@@ -354,3 +360,14 @@ WEFT_SANDBOX_CPU_SECONDS = int(os.environ.get("WEFT_SANDBOX_CPU_SECONDS", "15"))
 WEFT_SANDBOX_MEMORY_MB = int(os.environ.get("WEFT_SANDBOX_MEMORY_MB", "512"))
 WEFT_SANDBOX_MAX_INPUT_BYTES = int(os.environ.get("WEFT_SANDBOX_MAX_INPUT_BYTES", str(4 << 20)))
 WEFT_SANDBOX_MAX_OUTPUT_BYTES = int(os.environ.get("WEFT_SANDBOX_MAX_OUTPUT_BYTES", str(4 << 20)))
+
+# --- Apps and the Service API
+# Requests per minute per app key and per end user, unless an app sets its own (0: none).
+WEFT_APP_API_RPM = int(os.environ.get("WEFT_APP_API_RPM", "600"))
+WEFT_APP_END_USER_RPM = int(os.environ.get("WEFT_APP_END_USER_RPM", "60"))
+# Runs of one app at once (0: no limit), unless the app sets its own.
+WEFT_APP_MAX_ACTIVE_REQUESTS = int(os.environ.get("WEFT_APP_MAX_ACTIVE_REQUESTS", "0"))
+# A run not heard of for this long no longer holds its place (its process died).
+WEFT_APP_ACTIVE_REQUEST_TTL = int(os.environ.get("WEFT_APP_ACTIVE_REQUEST_TTL", "600"))
+WEFT_APP_MAX_QUERY_CHARS = int(os.environ.get("WEFT_APP_MAX_QUERY_CHARS", "20000"))
+WEFT_UPLOAD_MAX_BYTES = int(os.environ.get("WEFT_UPLOAD_MAX_BYTES", str(15 << 20)))

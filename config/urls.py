@@ -35,8 +35,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/providers/", include("providers.api.urls")),
     path("api/workflows/", include("workflows.api.urls")),
+    path("api/apps/", include("apps.api.manage.urls")),
     path("api/", include("tenants.api.urls")),
     path("v1/", include("knowledge.api.urls")),
+    path("v1/", include("apps.api.service.urls")),
     re_path(r"^v1/(?P<path>.*)$", service_api_fallback, name="service-api-fallback"),
 ]
 

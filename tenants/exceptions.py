@@ -17,6 +17,11 @@ class WeftError(Exception):
         if status is not None:
             self.status = status
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers the error calls for (Retry-After, say)."""
+        return {}
+
 
 class InvalidInput(WeftError):
     code = "invalid_param"

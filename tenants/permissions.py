@@ -40,6 +40,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("workflow", "view"): Role.OPERATOR,
     ("workflow", "manage"): Role.BUILDER,
     ("workflow", "run"): Role.OPERATOR,
+    ("app", "view"): Role.OPERATOR,
+    ("app", "manage"): Role.BUILDER,
+    ("app", "logs"): Role.OPERATOR,
 }
 
 # Guardian permission codenames that grant an action on one object.

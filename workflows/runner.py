@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -119,8 +119,24 @@ def _system(row: RunRow, extra: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-async def run_execute(run_id: Any, *, resume: Resume | None = None) -> RunRow:
+@dataclass
+class Hooks:
+    """What the layer above adds to a run: services for its nodes (conversation memory,
+    uploads), the conversation variables it starts with, the sink that replaces the run's
+    default Redis stream (an app's own event shapes), and a call when it ends or pauses
+    (given the engine, to read the variables it left, and the last event)."""
+
+    services: Mapping[str, Any] = field(default_factory=dict)
+    conversation: Mapping[str, Any] | None = None
+    stream: Callable[[Event], Awaitable[None]] | None = None
+    on_end: Callable[[WorkflowRun, Event | None], Awaitable[None]] | None = None
+
+
+async def run_execute(
+    run_id: Any, *, resume: Resume | None = None, hooks: Hooks | None = None
+) -> RunRow:
     """Run (or resume) a run to its end or pause on this event loop; gives the final row."""
+    hooks = hooks or Hooks()
     row, spec, environment = await sync_to_async(_load)(run_id)
     if row.status != RunRow.Status.RUNNING:
         return row  # finished already (a retried task, a second caller)
@@ -134,9 +150,13 @@ async def run_execute(run_id: Any, *, resume: Resume | None = None) -> RunRow:
         tenant=row.tenant,
         inputs=inputs,
         user_id=system["user_id"],
+        app_id=system["app_id"] or None,
+        conversation_id=system.get("conversation_id") or None,
     )
+    context.services.update(hooks.services)
     if resume is None:
         conversation = {v.name: v.value for v in spec.conversation_variables}
+        conversation.update(hooks.conversation or {})
         pool = VariablePool(system=system, environment=environment, conversation=conversation)
         engine = WorkflowRun(graph, context, pool)
         events = engine.events(inputs)
@@ -152,7 +172,10 @@ async def run_execute(run_id: Any, *, resume: Resume | None = None) -> RunRow:
     telemetry = TelemetrySink(row)
     sinks: list[Callable[[Event], Awaitable[None]]] = [
         Recorder(row),
-        streams.StreamSink(str(row.pk), {"task_id": str(row.pk), "workflow_run_id": str(row.pk)}),
+        hooks.stream
+        or streams.StreamSink(
+            str(row.pk), {"task_id": str(row.pk), "workflow_run_id": str(row.pk)}
+        ),
         telemetry,
     ]
     await sync_to_async(_beat)(row, telemetry.trace_id)
@@ -174,6 +197,8 @@ async def run_execute(run_id: Any, *, resume: Resume | None = None) -> RunRow:
         await asyncio.gather(watcher, return_exceptions=True)
     if isinstance(last, WorkflowFinished | WorkflowPaused):
         await sync_to_async(run_finished)(row, last, engine.paused_state)
+    if hooks.on_end is not None:
+        await hooks.on_end(engine, last)
     return row
 
 
@@ -218,9 +243,11 @@ async def _watch(row: RunRow, engine: WorkflowRun) -> None:
             logger.warning("workflow run %s: watcher check failed", row.pk, exc_info=True)
 
 
-def run_detached(run_id: Any, *, resume: Resume | None = None) -> asyncio.Task:
+def run_detached(
+    run_id: Any, *, resume: Resume | None = None, hooks: Hooks | None = None
+) -> asyncio.Task:
     """Run on this process's event loop, beyond the request that started it."""
-    task = asyncio.create_task(run_execute(run_id, resume=resume))
+    task = asyncio.create_task(run_execute(run_id, resume=resume, hooks=hooks))
     _detached.add(task)
     task.add_done_callback(_detached.discard)
     task.add_done_callback(_log_failure)

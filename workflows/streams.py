@@ -44,49 +44,81 @@ def stop_key(run_id: str) -> str:
     return f"weft:run:{run_id}:stop"
 
 
+def entry(name: str, body: dict[str, Any], *, last: bool = False) -> dict[str, str]:
+    """A stream entry: the event's name, its SSE body, and whether it ends the stream."""
+    fields = {"event": name, "body": json.dumps(body, ensure_ascii=False, default=str)}
+    if last:
+        fields["end"] = "1"
+    return fields
+
+
 def encode(event: Event, context: dict[str, Any]) -> dict[str, str]:
-    """The stream entry of an event: its name and its Dify SSE body."""
+    """The stream entry of a run event: its name and its Dify SSE body."""
     body = {"event": event.event, **context, "data": event.payload()}
-    return {"event": event.event, "body": json.dumps(body, ensure_ascii=False, default=str)}
+    return entry(event.event, body, last=event.event in ENDING_EVENTS)
+
+
+async def append(stream_id: str, entries: list[dict[str, str]]) -> None:
+    """Add entries to a stream in one round trip (and keep it another TTL)."""
+    key = events_key(stream_id)
+    async with client().pipeline(transaction=False) as pipe:
+        for fields in entries:
+            pipe.xadd(key, fields, maxlen=MAXLEN, approximate=True)
+        pipe.expire(key, TTL_SECONDS)
+        await pipe.execute()
 
 
 class StreamSink:
     """Appends a run's events to its stream: what arrives while a write is under way goes in
-    the next write, in one round trip, so a fast run does not wait on Redis per event."""
+    the next write, in one round trip, so a fast run does not wait on Redis per event. A
+    subclass may change what each event becomes (`entries`)."""
 
     def __init__(self, run_id: str, context: dict[str, Any]) -> None:
-        self.key = events_key(run_id)
+        self.stream_id = run_id
         self.context = context
-        self.pending: list[dict[Any, Any]] = []
+        self.pending: list[dict[str, str]] = []
         self.writing: asyncio.Task | None = None
 
+    def entries(self, event: Event) -> list[dict[str, str]]:
+        """The stream entries an event becomes (none, one or several)."""
+        return [encode(event, self.context)]
+
     async def __call__(self, event: Event) -> None:
-        self.pending.append(encode(event, self.context))
+        await self.add(self.entries(event))
+
+    async def add(self, entries: list[dict[str, str]]) -> None:
+        """Queue entries for writing; an entry that ends the stream is written before this
+        returns."""
+        if not entries:
+            return
+        self.pending.extend(entries)
         if self.writing is None or self.writing.done():
             if self.writing is not None:
                 self.writing.result()  # a failed write surfaces here
             self.writing = asyncio.create_task(self._write())
-        if event.event in ENDING_EVENTS:
+        if any("end" in fields for fields in entries):
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Wait until everything queued is written."""
+        if self.writing is not None:
             await self.writing
-            if self.pending:
-                await self._write()
+        if self.pending:
+            await self._write()
 
     async def _write(self) -> None:
         await asyncio.sleep(0)  # let the events already on their way join this write
         while self.pending:
             batch, self.pending = self.pending, []
-            async with client().pipeline(transaction=False) as pipe:
-                for entry in batch:
-                    pipe.xadd(self.key, entry, maxlen=MAXLEN, approximate=True)
-                pipe.expire(self.key, TTL_SECONDS)
-                await pipe.execute()
+            await append(self.stream_id, batch)
 
 
 async def read(
     run_id: str, *, after: str = "0-0", block_ms: int = 10_000
 ) -> AsyncIterator[tuple[str, str | None]]:
     """(entry id, SSE body) of the run's events after `after`, as they come, until the run
-    ends; (id, None) every `block_ms` without news, so the caller can send a keep-alive."""
+    ends (an entry marked as the last); (id, None) every `block_ms` without news, so the
+    caller can send a keep-alive."""
     redis = client()
     key = events_key(run_id)
     last = after or "0-0"
@@ -99,7 +131,7 @@ async def read(
         for entry_id, fields in entries:
             last = entry_id.decode()
             yield last, fields[b"body"].decode()
-            if fields[b"event"].decode() in ENDING_EVENTS:
+            if b"end" in fields:
                 return
 
 

@@ -79,7 +79,7 @@ def describe(exc) -> tuple[dict, dict[str, str]] | None:
     """The envelope and headers answering an API error; None for an unexpected exception."""
     headers: dict[str, str] = {}
     if isinstance(exc, WeftError):
-        return weft_envelope(exc), headers
+        return weft_envelope(exc), dict(exc.headers)
     if isinstance(exc, Http404):
         exc = drf.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):

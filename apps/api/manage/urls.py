@@ -1,0 +1,3 @@
+"""The management API of apps (`/api/apps/`)."""
+
+urlpatterns: list = []

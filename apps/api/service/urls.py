@@ -1,0 +1,3 @@
+"""The Service API (`/v1/`, Dify-compatible), for `app-` keys."""
+
+urlpatterns: list = []

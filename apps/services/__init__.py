@@ -1,0 +1,1 @@
+"""Writes of the apps layer: plain functions, keyword-only, one transaction each."""
