@@ -26,6 +26,8 @@ from .settings import RetrievalSettings, condition_sql
 
 # Hybrid and rerank look at more candidates than they return, so fusion can reorder them.
 MIN_CANDIDATES = 20
+# Chunk fields a retrieval result never shows.
+UNSHOWN = ("embedding", "terms")
 CANDIDATES_PER_RESULT = 4
 
 
@@ -195,8 +197,11 @@ def _search(
             else []
         )
         candidates = fuse(semantic_hits, text_hits, settings)
-        chunks = Chunk.objects.select_related("document", "parent").in_bulk(
-            [c.chunk_id for c in candidates]
+        # Without their vectors and search terms: kilobytes each, parsed for nothing.
+        chunks = (
+            Chunk.objects.select_related("document", "parent")
+            .defer(*UNSHOWN, *(f"parent__{name}" for name in UNSHOWN))
+            .in_bulk([c.chunk_id for c in candidates])
         )
     for candidate in candidates:
         candidate.chunk = chunks.get(candidate.chunk_id)
