@@ -371,3 +371,11 @@ WEFT_APP_MAX_ACTIVE_REQUESTS = int(os.environ.get("WEFT_APP_MAX_ACTIVE_REQUESTS"
 WEFT_APP_ACTIVE_REQUEST_TTL = int(os.environ.get("WEFT_APP_ACTIVE_REQUEST_TTL", "600"))
 WEFT_APP_MAX_QUERY_CHARS = int(os.environ.get("WEFT_APP_MAX_QUERY_CHARS", "20000"))
 WEFT_UPLOAD_MAX_BYTES = int(os.environ.get("WEFT_UPLOAD_MAX_BYTES", str(15 << 20)))
+
+# --- Tools
+# Built-in tools (workflows/tools): the MediaWiki API Wikipedia search asks ({language} becomes
+# the wiki's code, e.g. en), and the time one outbound request of a tool may take (seconds).
+WEFT_TOOLS_WIKIPEDIA_URL = os.environ.get(
+    "WEFT_TOOLS_WIKIPEDIA_URL", "https://{language}.wikipedia.org/w/api.php"
+)
+WEFT_TOOLS_HTTP_TIMEOUT = float(os.environ.get("WEFT_TOOLS_HTTP_TIMEOUT", "20"))

@@ -63,7 +63,7 @@ async def append(stream_id: str, entries: list[dict[str, str]]) -> None:
     key = events_key(stream_id)
     async with client().pipeline(transaction=False) as pipe:
         for fields in entries:
-            pipe.xadd(key, fields, maxlen=MAXLEN, approximate=True)
+            pipe.xadd(key, cast(Any, fields), maxlen=MAXLEN, approximate=True)
         pipe.expire(key, TTL_SECONDS)
         await pipe.execute()
 

@@ -216,7 +216,7 @@ def test_legacy_forms_are_read_and_reported():
     )
 
 
-def test_tool_and_agent_nodes_are_reported_as_unsupported_and_kept_whole():
+def test_unknown_tools_are_reported_and_kept_whole():
     tool = make_node(
         "search",
         "tool",
@@ -229,7 +229,7 @@ def test_tool_and_agent_nodes_are_reported_as_unsupported_and_kept_whole():
     )
     document = load_dsl(text(make_document([*linear_nodes(), tool], linear_edges())))
     assert [(item.code, item.node_id) for item in document.report.warnings] == [
-        ("unsupported_node_type", "search")
+        ("unknown_tool", "search")
     ]
     assert "tavily/tavily_search" in document.report.warnings[0].message
     exported = yaml.safe_load(roundtrip(document))

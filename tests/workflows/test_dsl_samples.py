@@ -1,5 +1,5 @@
 """Every shared Dify export: imports with the report it should give, exports back to what Dify
-wrote, round-trips byte for byte, fits the JSON schema and validates (tool and agent aside)."""
+wrote, round-trips byte for byte, fits the JSON schema and validates (tools Weft lacks aside)."""
 
 # ruff: noqa: RUF001 - full-width CJK punctuation is part of the sample file names
 
@@ -32,26 +32,26 @@ from .conftest import SAMPLES, linear_nodes, sample_path
 # `left_out` is a plugin dependency; `mapped` is a missing version and kind.
 SAMPLE_REPORTS = {
     "svcvit__Artifact.yml": ("0.2.0", {"left_out": 1}),
-    "svcvit__Deep Researcher On Dify .yml": ("0.1.5", {"unsupported_node_type": 1}),
+    "svcvit__Deep Researcher On Dify .yml": ("0.1.5", {}),
     "svcvit__Dify 运营一条龙.yml": ("0.1.0", {"mapped": 2}),
     "svcvit__Document_chat_template.yml": ("0.1.0", {"unknown_field": 2}),
     "svcvit__File_read.yml": ("0.1.4", {}),
     "svcvit__Form表单聊天Demo.yml": ("0.1.3", {"legacy_form": 1}),
-    "svcvit__LanguageConsistencyChecker.yml": ("0.1.3", {"unsupported_node_type": 3}),
-    "svcvit__MCP.yml": ("0.1.5", {"unsupported_node_type": 1}),
+    "svcvit__LanguageConsistencyChecker.yml": ("0.1.3", {"unknown_tool": 3}),
+    "svcvit__MCP.yml": ("0.1.5", {"unsupported_agent": 1}),
     "svcvit__SEO Slug Generator.yml": ("0.1.0", {}),
     "svcvit__Text to Card Iteration.yml": ("0.1.0", {}),
-    "svcvit__json_translate.yml": ("0.1.3", {"unsupported_node_type": 1}),
+    "svcvit__json_translate.yml": ("0.1.3", {"unknown_tool": 1}),
     "svcvit__runLLMCode.yml": ("0.1.4", {}),
-    "svcvit__simple-kimi.yml": ("0.1.2", {"unsupported_node_type": 5}),
+    "svcvit__simple-kimi.yml": ("0.1.2", {"unknown_tool": 1}),
     "svcvit__translation_workflow.yml": ("0.1.0", {}),
     "svcvit__全书翻译.yml": ("0.1.2", {}),
-    "svcvit__完蛋！我被LLM包围了！（战绩排行版）.yml": ("0.1.5", {"unsupported_node_type": 1}),
-    "svcvit__小支付-DEMO.yml": ("0.3.0", {"left_out": 2, "unsupported_node_type": 2}),
-    "svcvit__搜索大师.yml": ("0.1.0", {"legacy_form": 2, "unsupported_node_type": 2}),
-    "svcvit__旅行Demo.yml": ("0.1.5", {"unsupported_node_type": 1}),
+    "svcvit__完蛋！我被LLM包围了！（战绩排行版）.yml": ("0.1.5", {"unknown_tool": 1}),
+    "svcvit__小支付-DEMO.yml": ("0.3.0", {"left_out": 2, "unknown_tool": 2}),
+    "svcvit__搜索大师.yml": ("0.1.0", {"legacy_form": 2, "unknown_tool": 2}),
+    "svcvit__旅行Demo.yml": ("0.1.5", {"unknown_tool": 1}),
     "svcvit__根据用户的意图进行回复.yml": ("0.1.0", {"unknown_field": 2}),
-    "svcvit__记忆测试.yml": ("0.1.2", {"legacy_form": 5, "unsupported_node_type": 1}),
+    "svcvit__记忆测试.yml": ("0.1.2", {"legacy_form": 5}),
 }
 
 samples = pytest.mark.parametrize("name", sorted(SAMPLE_REPORTS))
@@ -74,7 +74,7 @@ def test_import_reports(name):
     assert document.report.version == version
     assert Counter(document.report.codes()) == Counter(codes)
     for item in document.report.warnings:
-        if item.code in ("unsupported_node_type", "unknown_field", "legacy_form"):
+        if item.code in ("unknown_tool", "unsupported_agent", "unknown_field", "legacy_form"):
             assert item.node_id is not None and item.node_id in item.message
 
 
@@ -132,13 +132,18 @@ def test_the_schema_refuses_what_import_refuses(schema_validators):
 
 
 @samples
-def test_validates_but_for_tool_and_agent_nodes(name):
+def test_validates_but_for_tools_and_agents_weft_lacks(name):
     spec = load_dsl(sample_path(name).read_bytes()).workflow
-    opaque = {node.id for node in spec.graph.nodes if isinstance(node.data, ToolData | AgentData)}
+    lacking = {
+        node.id
+        for node in spec.graph.nodes
+        if isinstance(node.data, ToolData | AgentData) and node.data.problem() is not None
+    }
     errors = validate(spec)
-    # No sample has a genuine defect: every error is a tool or agent node, named by its id.
-    assert {error.code for error in errors} <= {"unsupported_node_type"}
-    assert {error.node_id for error in errors} == opaque
+    # No sample has a genuine defect: every error is a tool Weft does not have or an agent
+    # strategy it cannot run, named by its node's id.
+    assert {error.code for error in errors} <= {"unknown_tool", "unsupported_agent"}
+    assert {error.node_id for error in errors} == lacking
 
 
 def test_model_references_and_rewrite_on_a_real_export():

@@ -179,9 +179,9 @@ def test_unknown_and_unsupported_types_fail(build_spec):
     errors = validate(build_spec(nodes, linear_edges()))
     assert [(e.code, e.node_id) for e in errors] == [
         ("unknown_node_type", "hook"),
-        ("unsupported_node_type", "search"),
+        ("unknown_tool", "search"),
     ]
-    assert "tool nodes are not supported yet (tavily/search)" in errors[1].message
+    assert "tool tavily/search is not among Weft's built-in tools" in errors[1].message
 
 
 def test_notes_are_ignored(build_spec):

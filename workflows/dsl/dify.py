@@ -69,8 +69,21 @@ def parse_version(version: Any) -> tuple[int, int, int]:
     return major, minor, patch
 
 
-def load_dsl(content: str | bytes) -> DslDocument:
-    """Read a Dify app DSL; raise DslError when it cannot be imported."""
+@dataclass
+class DslHeader:
+    """A DSL document read and its header checked; its body (`workflow`, or the
+    `model_config` of chat, agent-chat and completion apps) not yet read."""
+
+    data: dict[str, Any]
+    version: str
+    kind: str
+    app: dict[str, Any]
+    warnings: list[ReportItem]
+
+
+def read_header(content: str | bytes) -> DslHeader:
+    """Read a DSL document and check what every app mode shares (size, UTF-8, YAML without
+    aliases, version, kind, the `app` mapping); raise DslError otherwise."""
     raw = content.encode() if isinstance(content, str) else content
     if len(raw) > MAX_DSL_BYTES:
         raise DslError(f"the DSL is {len(raw)} bytes; at most {MAX_DSL_BYTES} (10 MB) are accepted")
@@ -90,6 +103,17 @@ def load_dsl(content: str | bytes) -> DslDocument:
     app = data.get("app")
     if not isinstance(app, dict):
         raise DslError("the DSL has no `app` mapping")
+    return DslHeader(data, version, kind, app, warnings)
+
+
+def load_dsl(content: str | bytes) -> DslDocument:
+    """Read a Dify app DSL; raise DslError when it cannot be imported."""
+    return workflow_document(read_header(content))
+
+
+def workflow_document(header: DslHeader) -> DslDocument:
+    """The workflow app a checked header introduces; DslError when it has no workflow."""
+    data, app, warnings = header.data, header.app, header.warnings
     workflow = data.get("workflow")
     if not isinstance(workflow, dict):
         raise DslError(
@@ -100,19 +124,19 @@ def load_dsl(content: str | bytes) -> DslDocument:
         warnings.append(
             ReportItem("mapped", f"app mode {app.get('mode')!r} is not workflow or advanced-chat")
         )
-    dependencies = _read_dependencies(data.get("dependencies"), warnings)
+    dependencies = read_dependencies(data.get("dependencies"), warnings)
     for key in sorted(set(data) - _HEADER_KEYS, key=str):
         warnings.append(ReportItem("left_out", f"top-level key {key!r} is not imported", field=key))
     spec = _read_workflow(workflow)
     warnings.extend(spec_warnings(spec))
     report = ImportReport(
-        version=version,
-        kind=kind,
+        version=header.version,
+        kind=header.kind,
         app=app,
-        dependencies=[_dependency_name(item) for item in dependencies],
+        dependencies=[dependency_name(item) for item in dependencies],
         warnings=warnings,
     )
-    return DslDocument(version, kind, app, dependencies, spec, report)
+    return DslDocument(header.version, header.kind, app, dependencies, spec, report)
 
 
 def _parse_yaml(text: str) -> dict[str, Any]:
@@ -171,7 +195,8 @@ def _read_version(data: dict[str, Any], warnings: list[ReportItem]) -> str:
     return str(version)
 
 
-def _read_dependencies(value: Any, warnings: list[ReportItem]) -> list[dict[str, Any]]:
+def read_dependencies(value: Any, warnings: list[ReportItem]) -> list[dict[str, Any]]:
+    """The `dependencies` list, each plugin reported as left out; DslError when malformed."""
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
@@ -180,7 +205,7 @@ def _read_dependencies(value: Any, warnings: list[ReportItem]) -> list[dict[str,
         warnings.append(
             ReportItem(
                 "left_out",
-                f"plugin dependency {_dependency_name(item)} is not installed by Weft "
+                f"plugin dependency {dependency_name(item)} is not installed by Weft "
                 "(models map to the tenant's providers)",
                 field="dependencies",
             )
@@ -188,7 +213,8 @@ def _read_dependencies(value: Any, warnings: list[ReportItem]) -> list[dict[str,
     return value
 
 
-def _dependency_name(item: Mapping[str, Any]) -> str:
+def dependency_name(item: Mapping[str, Any]) -> str:
+    """A plugin dependency as one string (its unique identifier where it has one)."""
     value = item.get("value")
     if isinstance(value, Mapping):
         for key in ("marketplace_plugin_unique_identifier", "plugin_unique_identifier", "repo"):
@@ -258,7 +284,12 @@ def dump_dsl(
         "version": CURRENT_DSL_VERSION,
         "workflow": workflow,
     }
-    return yaml.dump(document, Dumper=_Dumper, allow_unicode=True, sort_keys=True)
+    return dump_yaml(document)
+
+
+def dump_yaml(document: Mapping[str, Any]) -> str:
+    """YAML as Dify's export writes it: keys sorted, Unicode as is, no anchors."""
+    return yaml.dump(dict(document), Dumper=_Dumper, allow_unicode=True, sort_keys=True)
 
 
 def _export_variable(variable: dict[str, Any], include_secrets: bool) -> dict[str, Any]:

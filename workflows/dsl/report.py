@@ -18,8 +18,9 @@ from .nodes_opaque import AgentData, OpaqueData, ToolData
 class ReportItem:
     """One thing an import noticed, naming the node (or edge) and field it is about.
 
-    Codes: unknown_field, unknown_node_type, unsupported_node_type (tool, agent), legacy_form,
-    empty_secret, mapped (a default assumed), left_out (read but not imported), newer_version.
+    Codes: unknown_field, unknown_node_type, unknown_tool and unsupported_agent (tool and agent
+    nodes Weft cannot run), legacy_form, empty_secret, mapped (a default assumed), left_out
+    (read but not imported), newer_version.
     """
 
     code: str
@@ -110,12 +111,9 @@ def _node_warnings(node: Node) -> Iterator[ReportItem]:
         yield ReportItem(
             "unknown_node_type", f"{label}: unknown node type {data.type!r} kept as is", node.id
         )
-    elif isinstance(data, ToolData | AgentData):
-        yield ReportItem(
-            "unsupported_node_type",
-            f"{label}: {data.type} nodes are not supported yet ({data.describe()}); kept as is",
-            node.id,
-        )
+    elif isinstance(data, ToolData | AgentData) and (problem := data.problem()) is not None:
+        code, message = problem
+        yield ReportItem(code, f"{label}: {message}; kept as is, the workflow cannot run", node.id)
     elif isinstance(data, IfElseData) and data.cases is None:
         yield ReportItem(
             "legacy_form",

@@ -84,11 +84,10 @@ class _Checker:
                 "unknown_node_type", f"{_label(node)}: unknown node type {data.type!r}", node.id
             )
         elif isinstance(data, ToolData | AgentData):
-            yield ValidationError(
-                "unsupported_node_type",
-                f"{_label(node)}: {data.type} nodes are not supported yet ({data.describe()})",
-                node.id,
-            )
+            problem = data.problem()
+            if problem is not None:
+                code, message = problem
+                yield ValidationError(code, f"{_label(node)}: {message}", node.id)
         if node.parentId is not None:
             parent = self.nodes.get(node.parentId)
             if parent is None or parent.data.type not in CONTAINER_TYPES:
@@ -248,7 +247,9 @@ class _Checker:
         return visible, containers
 
     def _check_references(self, node: Node) -> Iterator[ValidationError]:
-        if isinstance(node.data, OpaqueData):
+        data = node.data
+        runnable = isinstance(data, ToolData | AgentData) and data.problem() is None
+        if isinstance(data, OpaqueData) and not runnable:
             return
         visible, containers = self._visible(node)
         inner_containers = {**containers, node.id: _container_variables(node.data)}

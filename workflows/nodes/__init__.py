@@ -1,6 +1,7 @@
 """Node executors, one module per family; importing this package registers them all."""
 
 from . import (
+    agent,
     classifier,
     code,
     containers,
@@ -14,9 +15,11 @@ from . import (
     logic,
     retrieval,
     template,
+    tools,
 )
 
 __all__ = [
+    "agent",
     "classifier",
     "code",
     "containers",
@@ -30,4 +33,5 @@ __all__ = [
     "logic",
     "retrieval",
     "template",
+    "tools",
 ]

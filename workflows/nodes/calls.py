@@ -16,7 +16,16 @@ from django.db.models import F
 
 from providers import services as models_runtime
 from providers.models import Model, ModelKind, ProviderCredential, ProviderKind
-from providers.runtime.types import ChatMessage, Finish, ResponseFormat, TextDelta, Usage
+from providers.runtime.types import (
+    ChatMessage,
+    Finish,
+    ResponseFormat,
+    TextDelta,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from providers.selectors import default_model
 from tenants.context import tenant_context
 from tenants.exceptions import WeftError
@@ -81,11 +90,13 @@ def _stop(value: Any) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Reply:
-    """One answer of the model: its whole text, why it stopped and what it used."""
+    """One answer of the model: its whole text, the tools it called, why it stopped and
+    what it used."""
 
     text: str
     finish_reason: str
     usage: Usage
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass
@@ -130,14 +141,18 @@ class NodeModel:
         messages: Sequence[ChatMessage],
         *,
         response_format: ResponseFormat | None = None,
+        tools: Sequence[Tool] = (),
+        stop: Sequence[str] = (),
         on_text: Callable[[str], None] | None = None,
     ) -> Reply:
-        """The model's answer to `messages`, each piece handed to `on_text` as it comes.
-        A provider's refusal fails the node with the provider's error code as its type, so
-        that the node's retries and error strategy apply."""
+        """The model's answer to `messages` (offering `tools`, stopping also at `stop`), each
+        piece of text handed to `on_text` as it comes. A provider's refusal fails the node
+        with the provider's error code as its type, so that the node's retries and error
+        strategy apply."""
         params = self.config.completion_params
         max_tokens = _number(params.get("max_tokens"))
         parts: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
         usage, reason = Usage(0, 0), "stop"
         run = self.ctx.run
         try:
@@ -145,18 +160,24 @@ class NodeModel:
                 tenant=run.tenant,
                 messages=messages,
                 model=self.model,
+                tools=tools,
                 response_format=response_format,
                 stream=True,
                 max_tokens=int(max_tokens) if max_tokens else None,
                 temperature=_number(params.get("temperature")),
-                stop=_stop(params.get("stop")),
+                stop=(*_stop(params.get("stop")), *stop),
                 app_id=_uuid(run.app_id),
                 workflow_run_id=_uuid(run.run_id),
             ):
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
-                    if on_text is not None:
+                    if on_text is not None and event.text:
                         on_text(event.text)
+                elif isinstance(event, ToolCallDelta):
+                    call = calls.setdefault(event.index, {"id": None, "name": "", "arguments": []})
+                    call["id"] = call["id"] or event.id
+                    call["name"] = call["name"] or event.name or ""
+                    call["arguments"].append(event.arguments)
                 elif isinstance(event, Finish):
                     usage, reason = event.usage, event.reason
         except WeftError as exc:
@@ -166,7 +187,15 @@ class NodeModel:
         # The price as the usage event records it: Model.cost, at this model's prices.
         self.price += self.model.cost(usage.prompt_tokens, usage.completion_tokens)
         self.finish_reason = reason
-        return Reply(text="".join(parts), finish_reason=reason, usage=usage)
+        tool_calls = tuple(
+            ToolCall(
+                id=call["id"] or f"call_{index}",
+                name=call["name"],
+                arguments="".join(call["arguments"]),
+            )
+            for index, call in sorted(calls.items())
+        )
+        return Reply("".join(parts), reason, usage, tool_calls)
 
     def usage(self) -> dict[str, Any]:
         """Dify's `usage` output: tokens of every call so far and their price (text)."""
