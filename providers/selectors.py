@@ -34,6 +34,16 @@ def secret_shown(credential: ProviderCredential) -> str:
         return UNREADABLE
 
 
+def model_callable(model: Model) -> bool:
+    """Whether the current tenant has what it takes to call the model: the built-in models
+    always; others through their own credential, else an enabled credential of their kind."""
+    if model.provider == ProviderKind.OFFLINE:
+        return True
+    if model.credential_id is not None:
+        return bool(model.credential and model.credential.enabled)
+    return ProviderCredential.objects.filter(kind=model.provider, enabled=True).exists()
+
+
 def credential_list() -> QuerySet[ProviderCredential]:
     return ProviderCredential.objects.order_by("name")
 

@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import F
 
 from providers import services as models_runtime
-from providers.models import Model, ModelKind, ProviderCredential, ProviderKind
+from providers.models import Model, ModelKind
 from providers.runtime.types import (
     ChatMessage,
     Finish,
@@ -26,7 +26,7 @@ from providers.runtime.types import (
     ToolCallDelta,
     Usage,
 )
-from providers.selectors import default_model
+from providers.selectors import default_model, model_callable
 from tenants.context import tenant_context
 from tenants.exceptions import WeftError
 from tenants.models import Tenant
@@ -34,15 +34,6 @@ from tenants.models import Tenant
 from ..dsl import ModelConfig
 from ..engine.executor import NodeContext, NodeFailed, NodeResult
 from ..services.dsl_io import provider_kind
-
-
-def _callable(model: Model) -> bool:
-    """Whether the tenant has what it takes to call the model (tenant context required)."""
-    if model.provider == ProviderKind.OFFLINE:
-        return True
-    if model.credential_id is not None:
-        return bool(model.credential and model.credential.enabled)
-    return ProviderCredential.objects.filter(kind=model.provider, enabled=True).exists()
 
 
 def resolve_model(*, tenant: Tenant, kind: str, provider: str, name: str) -> tuple[Model, str]:
@@ -60,7 +51,7 @@ def resolve_model(*, tenant: Tenant, kind: str, provider: str, name: str) -> tup
                 .order_by(F("tenant_id").asc(nulls_last=True))
                 .first()
             )
-        if found is not None and _callable(found):
+        if found is not None and model_callable(found):
             return found, ""
         default = default_model(kind)
     return default, (

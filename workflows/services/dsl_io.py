@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from providers.models import Model, ModelKind, ProviderCredential, ProviderKind
-from providers.selectors import default_model
+from providers.models import Model, ModelKind, ProviderKind
+from providers.selectors import default_model, model_callable
 from tenants.context import tenant_context
 from tenants.exceptions import InvalidInput
 from tenants.models import Tenant, User
@@ -70,19 +70,17 @@ def provider_kind(provider: str) -> str | None:
     return _PROVIDERS.get(provider.lower().rsplit("/", 1)[-1])
 
 
-def _usable(kind: str, provider: str, name: str) -> bool:
-    """Whether the tenant can call this model as the DSL names it."""
+def model_usable(kind: str, provider: str, name: str) -> bool:
+    """Whether the current tenant can call this model as a DSL names it."""
     kind_of_provider = provider_kind(provider)
     if kind_of_provider is None:
         return False
-    model = Model.objects.filter(
-        kind=kind, provider=kind_of_provider, name=name, enabled=True
-    ).first()
-    if model is None:
-        return False
-    if model.provider == ProviderKind.OFFLINE:
-        return True
-    return ProviderCredential.objects.filter(kind=model.provider, enabled=True).exists()
+    model = (
+        Model.objects.filter(kind=kind, provider=kind_of_provider, name=name, enabled=True)
+        .select_related("credential")
+        .first()
+    )
+    return model is not None and model_callable(model)
 
 
 def map_models(tenant: Tenant, spec: WorkflowSpec, report: ImportReport) -> WorkflowSpec:
@@ -91,7 +89,7 @@ def map_models(tenant: Tenant, spec: WorkflowSpec, report: ImportReport) -> Work
     with tenant_context(tenant):
         for ref in model_refs(spec):
             kind = _KINDS.get(ref.kind, ModelKind.CHAT)
-            if _usable(kind, ref.provider, ref.name):
+            if model_usable(kind, ref.provider, ref.name):
                 continue
             default = default_model(kind)
             spec = rewrite_model(
