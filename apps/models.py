@@ -41,7 +41,7 @@ class App(TenantOwned):
     config = models.JSONField(default=dict, blank=True)
     # The graph a chatflow or workflow app runs (its draft; versions are published with it).
     workflow = models.OneToOneField(
-        "workflows.Workflow", on_delete=models.PROTECT, null=True, blank=True, related_name="app"
+        "workflows.Workflow", on_delete=models.RESTRICT, null=True, blank=True, related_name="app"
     )
     # What the Service API and the portal run; none until the app is first published.
     published_version = models.ForeignKey(
@@ -90,7 +90,7 @@ class AppVersion(TenantOwned):
     config = models.JSONField(default=dict)
     workflow_version = models.ForeignKey(
         "workflows.WorkflowVersion",
-        on_delete=models.PROTECT,
+        on_delete=models.RESTRICT,
         null=True,
         blank=True,
         related_name="app_versions",
@@ -278,6 +278,9 @@ class Message(TenantOwned):
     )
     agent_based = models.BooleanField(default=False)
     trace_id = models.CharField(max_length=32, blank=True)
+    # Set when a process takes the message to answer it (only one ever does), then renewed
+    # while it answers; the watchdog fails running messages whose process went quiet.
+    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -289,6 +292,11 @@ class Message(TenantOwned):
                 fields=["tenant", "conversation", "-created_at"], name="message_conversation"
             ),
             models.Index(fields=["tenant", "app", "-created_at"], name="message_app_recent"),
+            models.Index(
+                fields=["status", "heartbeat_at"],
+                name="message_running_heartbeat",
+                condition=models.Q(status="running"),
+            ),
         ]
         ordering = ["-created_at"]
 

@@ -179,7 +179,8 @@ async def run_execute(
         telemetry,
     ]
     await sync_to_async(_beat)(row, telemetry.trace_id)
-    watcher = asyncio.create_task(_watch(row, engine))
+    watching = asyncio.Event()
+    watcher = asyncio.create_task(_watch(row, engine, watching))
     last: Event | None = None
     try:
         async for event in events:
@@ -193,7 +194,9 @@ async def run_execute(
         telemetry.close("failed")
         raise
     finally:
-        watcher.cancel()
+        # Ended by the event, not cancelled: a cancellation landing in a Redis call can be
+        # lost there, and the run would then wait for its watcher forever.
+        watching.set()
         await asyncio.gather(watcher, return_exceptions=True)
     if isinstance(last, WorkflowFinished | WorkflowPaused):
         await sync_to_async(run_finished)(row, last, engine.paused_state)
@@ -226,12 +229,16 @@ def _beat(row: RunRow, trace_id: str) -> None:
     RunRow.dangerously_unscoped.filter(pk=row.pk).update(heartbeat_at=now, trace_id=trace_id)
 
 
-async def _watch(row: RunRow, engine: WorkflowRun) -> None:
-    """Heartbeat on the row, and stop the run when someone asks (through Redis)."""
+async def _watch(row: RunRow, engine: WorkflowRun, done: asyncio.Event) -> None:
+    """Heartbeat on the row, and stop the run when someone asks (through Redis), until
+    `done` is set."""
     beat = 0.0
-    while True:
-        await asyncio.sleep(STOP_POLL_SECONDS)
-        beat += STOP_POLL_SECONDS
+    while not done.is_set():
+        try:
+            await asyncio.wait_for(done.wait(), STOP_POLL_SECONDS)
+            return
+        except TimeoutError:
+            beat += STOP_POLL_SECONDS
         try:
             if await streams.stop_requested(str(row.pk)):
                 engine.stop()

@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
                 ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('tenant', models.ForeignKey(editable=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
                 ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workflow', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='app', to='workflows.workflow')),
+                ('workflow', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.RESTRICT, related_name='app', to='workflows.workflow')),
             ],
             options={
                 'ordering': ['-updated_at'],
@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
                 ('app', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='apps.app')),
                 ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('tenant', models.ForeignKey(editable=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
-                ('workflow_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='app_versions', to='workflows.workflowversion')),
+                ('workflow_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.RESTRICT, related_name='app_versions', to='workflows.workflowversion')),
             ],
             options={
                 'ordering': ['app', '-number'],

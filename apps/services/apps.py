@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +14,11 @@ from django.db.models import Max
 
 from tenants.context import tenant_context
 from tenants.exceptions import Conflict, InvalidInput, NotFound
-from tenants.models import Tenant, User
+from tenants.models import ApiKey, Tenant, User
 from workflows.dsl import WorkflowSpec
 from workflows.models import Workflow, WorkflowVersion
 from workflows.services.definitions import parse_spec, spec_of, workflow_create, workflow_update
-from workflows.services.versions import workflow_publish
+from workflows.services.versions import workflow_publish, workflow_rollback
 
 from ..config import AppConfig, Features, dump, parse_config, parse_features
 from ..models import App, AppVersion
@@ -242,8 +243,6 @@ def app_update(
 def app_delete(*, tenant: Tenant, app: App) -> None:
     """Delete an app with its conversations, messages and versions, its keys and its
     workflow."""
-    from tenants.models import ApiKey
-
     if app.tenant_id != tenant.pk:
         raise NotFound("No such app.")
     with transaction.atomic(), tenant_context(tenant):
@@ -311,8 +310,7 @@ def app_rollback(
         number = (current.versions.aggregate(top=Max("number"))["top"] or 0) + 1
         workflow_version = None
         if current.runs_workflow:
-            from workflows.services.versions import workflow_rollback
-
+            assert current.workflow is not None  # noqa: S101 - workflow modes have one
             assert version.workflow_version is not None  # noqa: S101
             workflow_version = workflow_rollback(
                 tenant=tenant,
@@ -377,8 +375,6 @@ def runnable(app: App, *, version_id: Any = None, draft: bool = False) -> Runnab
 
 
 def _version_named(app: App, version_id: Any) -> AppVersion:
-    import uuid
-
     try:
         pk = uuid.UUID(str(version_id))
     except ValueError:

@@ -84,3 +84,16 @@ def test_bad_config_names_the_field(tenant, make_app):
 def test_config_keeps_unknown_keys():
     config = parse_config({"pre_prompt": "x", "some_future_key": {"a": 1}})
     assert config.model_dump()["some_future_key"] == {"a": 1}
+
+
+def test_deleting_an_app_or_its_tenant_takes_its_workflow(tenant, make_app):
+    from apps.services.apps import app_delete
+    from workflows.models import Workflow
+
+    chatflow = make_app(tenant, App.Mode.CHATFLOW)
+    app_delete(tenant=tenant, app=chatflow)
+    assert not Workflow.dangerously_unscoped.filter(pk=chatflow.workflow_id).exists()
+    make_app(tenant, App.Mode.WORKFLOW, name="kept until the tenant goes")
+    tenant.delete()
+    assert not App.dangerously_unscoped.exists()
+    assert not Workflow.dangerously_unscoped.exists()
