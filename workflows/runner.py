@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
+from tenants.aio import detach
 from tenants.context import tenant_context
 from tenants.exceptions import Conflict, InvalidInput, NotFound
 from tenants.models import Tenant, User
@@ -41,8 +42,6 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10.0
 STOP_POLL_SECONDS = 0.25
-# Runs started in this process, kept so the event loop does not drop them mid-run.
-_detached: set[asyncio.Task] = set()
 
 
 @dataclass(frozen=True)
@@ -254,16 +253,7 @@ def run_detached(
     run_id: Any, *, resume: Resume | None = None, hooks: Hooks | None = None
 ) -> asyncio.Task:
     """Run on this process's event loop, beyond the request that started it."""
-    task = asyncio.create_task(run_execute(run_id, resume=resume, hooks=hooks))
-    _detached.add(task)
-    task.add_done_callback(_detached.discard)
-    task.add_done_callback(_log_failure)
-    return task
-
-
-def _log_failure(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("workflow run failed to execute", exc_info=task.exception())
+    return detach(run_execute(run_id, resume=resume, hooks=hooks), what=f"workflow run {run_id}")
 
 
 async def run_stop(*, tenant: Tenant, run: RunRow) -> None:

@@ -32,7 +32,8 @@ def client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     found = _clients.get(loop)
     if found is None:
-        found = _clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL)
+        # No socket timeout: a blocking XREAD waits longer than redis-py 8's default of 5 s.
+        found = _clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=None)
     return found
 
 

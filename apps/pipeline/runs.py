@@ -11,6 +11,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from tenants.aio import detach
 from tenants.context import tenant_context
 from tenants.exceptions import WeftError
 from workflows import streams
@@ -29,8 +30,6 @@ from .workflow import run_workflow_app
 
 logger = logging.getLogger(__name__)
 
-# Runs started in this process, kept so the event loop does not drop them mid-run.
-_detached: set[asyncio.Task] = set()
 # How long a blocking caller waits between looks at the rows (a run whose process died
 # leaves a stream that never ends).
 BLOCK_MS = 10_000
@@ -65,15 +64,9 @@ async def execute(task: Task, *, wait_follow_ups: bool = False) -> None:
         except Exception:  # the slot expires on its own
             logger.warning("run slot of task %s not released", task.task_id, exc_info=True)
     if message is not None and task.auto_generate_name:
-        naming = _keep(asyncio.create_task(_name_conversation(message)))
+        naming = detach(_name_conversation(message), what=f"naming after {task.task_id}")
         if wait_follow_ups:
             await naming
-
-
-def _keep(running: asyncio.Task) -> asyncio.Task:
-    _detached.add(running)
-    running.add_done_callback(_detached.discard)
-    return running
 
 
 async def _name_conversation(message: Message) -> None:
@@ -95,7 +88,7 @@ def _config_of(message: Message) -> dict[str, Any] | None:
 
 def start_detached(task: Task) -> asyncio.Task:
     """Execute the task on this process's event loop, beyond the request that started it."""
-    return _keep(asyncio.create_task(execute(task)))
+    return detach(execute(task), what=f"app task {task.task_id}")
 
 
 def enqueue(task: Task) -> None:
