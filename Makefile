@@ -26,7 +26,7 @@ lint: $(VENV)/.synced
 	@status=0; \
 	echo "== ruff check"; $(VENV)/bin/ruff check . || status=1; \
 	echo "== ruff format --check"; $(VENV)/bin/ruff format --check . || status=1; \
-	echo "== mypy"; $(VENV)/bin/mypy tenants config providers knowledge workflows || status=1; \
+	echo "== mypy"; $(VENV)/bin/mypy tenants config providers knowledge workflows apps || status=1; \
 	echo "== makemigrations --check"; \
 	$(VENV)/bin/python manage.py makemigrations --check --dry-run || status=1; \
 	echo "== check --deploy (production settings)"; \

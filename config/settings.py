@@ -371,6 +371,8 @@ WEFT_APP_MAX_ACTIVE_REQUESTS = int(os.environ.get("WEFT_APP_MAX_ACTIVE_REQUESTS"
 WEFT_APP_ACTIVE_REQUEST_TTL = int(os.environ.get("WEFT_APP_ACTIVE_REQUEST_TTL", "600"))
 WEFT_APP_MAX_QUERY_CHARS = int(os.environ.get("WEFT_APP_MAX_QUERY_CHARS", "20000"))
 WEFT_UPLOAD_MAX_BYTES = int(os.environ.get("WEFT_UPLOAD_MAX_BYTES", str(15 << 20)))
+# Seconds between keep-alive pings on a quiet event stream (Dify's interval).
+WEFT_SSE_PING_SECONDS = float(os.environ.get("WEFT_SSE_PING_SECONDS", "10"))
 
 # --- Tools
 # Built-in tools (workflows/tools): the MediaWiki API Wikipedia search asks ({language} becomes

@@ -125,8 +125,9 @@ def test_wrong_kind_on_v1_is_403(client, tenant):
     assert client.post("/v1/chat-messages", **bearer(dataset_raw)).status_code == 403
     assert client.post("/v1/chat-messages", **bearer(wk_raw)).status_code == 403
     assert client.get("/v1/datasets", **bearer(app_raw)).status_code == 403
-    ok = client.post("/v1/chat-messages", **bearer(app_raw))
-    assert ok.status_code == 404 and ok.json()["code"] == "not_found"
+    # The right kind, but the key's app does not exist (the factory's key names no real one).
+    orphan = client.post("/v1/chat-messages", **bearer(app_raw))
+    assert orphan.status_code == 403 and orphan.json()["code"] == "forbidden"
 
 
 def test_suspended_tenant_is_403_everywhere(client, console, tenant, make_member):

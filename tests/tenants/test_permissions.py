@@ -46,6 +46,9 @@ EXPECTED = {
     ("workflow", "manage"): {O, A, B},
     ("workflow", "run"): {O, A, B, P},
     ("document", "upload"): {O, A, B, P},
+    ("app", "view"): {O, A, B, P},
+    ("app", "manage"): {O, A, B},
+    ("app", "logs"): {O, A, B, P},
 }
 
 
