@@ -131,18 +131,23 @@ class Usage:
         """Dify's `usage` object (prices as decimal strings)."""
         return {
             "prompt_tokens": self.prompt_tokens,
-            "prompt_unit_price": str(self.input_price),
-            "prompt_price_unit": str(PRICE_UNIT),
-            "prompt_price": str(self.prompt_price),
+            "prompt_unit_price": decimal_text(self.input_price),
+            "prompt_price_unit": decimal_text(PRICE_UNIT),
+            "prompt_price": decimal_text(self.prompt_price),
             "completion_tokens": self.completion_tokens,
-            "completion_unit_price": str(self.output_price),
-            "completion_price_unit": str(PRICE_UNIT),
-            "completion_price": str(self.completion_price),
+            "completion_unit_price": decimal_text(self.output_price),
+            "completion_price_unit": decimal_text(PRICE_UNIT),
+            "completion_price": decimal_text(self.completion_price),
             "total_tokens": self.total_tokens,
-            "total_price": str(self.total_price),
+            "total_price": decimal_text(self.total_price),
             "currency": self.currency,
             "latency": round(latency, 3),
         }
+
+
+def decimal_text(value: Decimal) -> str:
+    """A price as Dify writes it: plain digits, never an exponent ("0", not "0E-8")."""
+    return format(value.normalize() if value else Decimal(0), "f")
 
 
 def dify_error(exc: BaseException) -> tuple[int, str, str]:

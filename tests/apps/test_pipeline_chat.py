@@ -541,3 +541,13 @@ def test_suggested_questions_disabled_or_offline(tenant, make_app, chat_app):
 )
 def test_questions_are_parsed_leniently(text, expected):
     assert parse_questions(text) == expected
+
+
+def test_prices_are_plain_decimal_text_as_dify_writes_them():
+    from decimal import Decimal
+
+    from apps.pipeline.events import decimal_text
+
+    assert decimal_text(Decimal("0E-8")) == "0"
+    assert decimal_text(Decimal("0.00012300")) == "0.000123"
+    assert decimal_text(Decimal("1.5E+3")) == "1500"
