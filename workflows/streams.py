@@ -20,6 +20,8 @@ from .engine.events import Event
 # (a long run's oldest node events go first; its end is always there).
 TTL_SECONDS = 3600
 MAXLEN = 10_000
+# Redis connections of one process's stream client (redis-py's default is 100).
+MAX_CONNECTIONS = 5_000
 ENDING_EVENTS = frozenset({"workflow_finished", "workflow_paused"})
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
@@ -33,7 +35,10 @@ def client() -> aioredis.Redis:
     found = _clients.get(loop)
     if found is None:
         # No socket timeout: a blocking XREAD waits longer than redis-py 8's default of 5 s.
-        found = _clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=None)
+        # Each stream being followed holds a connection while it waits: room for thousands.
+        found = _clients[loop] = aioredis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=None, max_connections=MAX_CONNECTIONS
+        )
     return found
 
 
