@@ -15,13 +15,14 @@ from django.utils.html import format_html, format_html_join
 
 from tenants.http import require_tenant
 from tenants.models import ApiKey
+from workflows.admin.forms import PublishForm
 
 from ..api.manage.selectors import with_activity
 from ..config import dump
 from ..models import App, AppVersion, Conversation, Message
 from ..services.apps import app_create, app_delete, app_update
 from .base import logs_url, pretty
-from .forms import AppCreateForm, ConfigForm, FeaturesForm, PublishForm, settings_fieldsets
+from .forms import AppCreateForm, ConfigForm, FeaturesForm, settings_fieldsets
 from .keys import KeyPages
 from .transfer import TransferPages
 from .versions import VersionPages

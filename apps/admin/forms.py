@@ -19,14 +19,12 @@ from knowledge.models import Dataset
 from providers.models import Model, ModelKind, ProviderCredential, ProviderKind
 from providers.selectors import default_model
 from tenants.exceptions import InvalidInput
-from workflows.dsl import MAX_DSL_BYTES
 from workflows.services.dsl_io import provider_kind
 from workflows.tools import registry as tool_registry
 
 from ..config import INPUT_TYPES, AppConfig, Features, parse_config, parse_features
 from ..models import App
 
-DRAFT = "draft"
 FILE_TYPES = [
     ("image", "Images"),
     ("document", "Documents"),
@@ -791,70 +789,6 @@ class FeaturesForm(SettingsForm):
                 self.features = parse_features(features)
             except InvalidInput as exc:
                 raise forms.ValidationError(exc.message) from None
-        return data
-
-
-class PublishForm(forms.Form):
-    note = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-        help_text="What changed, for whoever rolls back later.",
-    )
-
-
-def source_choices(app: App) -> list[tuple[str, str]]:
-    """The draft and every version, newest first, as choices."""
-    versions = app.versions.order_by("-number").values_list("number", "note")
-    return [(DRAFT, "Draft")] + [
-        (str(number), f"Version {number}" + (f": {note[:40]}" if note else ""))
-        for number, note in versions
-    ]
-
-
-class CompareForm(forms.Form):
-    """Two of the draft and the versions."""
-
-    def __init__(self, *args: Any, choices: list[tuple[str, str]], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["old"] = forms.ChoiceField(label="From", choices=choices)
-        self.fields["new"] = forms.ChoiceField(label="To", choices=choices)
-
-
-class ImportForm(forms.Form):
-    """A Dify app export, uploaded or pasted; a new app's name (default: the file's)."""
-
-    file = forms.FileField(required=False, help_text="A .yml exported from Dify or Weft.")
-    text = forms.CharField(
-        label="or paste it",
-        required=False,
-        strip=False,
-        widget=forms.Textarea(attrs={"rows": 16, "class": "weft-dsl", "spellcheck": "false"}),
-    )
-    name = forms.CharField(
-        required=False, max_length=255, help_text="Empty: the app name in the file."
-    )
-
-    def __init__(self, *args: Any, replacing: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if replacing:
-            del self.fields["name"]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        upload, text = data.get("file"), data.get("text") or ""
-        if upload is not None and text.strip():
-            raise forms.ValidationError("Upload a file or paste the DSL, not both.")
-        if upload is None and not text.strip():
-            raise forms.ValidationError("Upload a file or paste the DSL.")
-        if upload is not None:
-            if upload.size > MAX_DSL_BYTES:
-                raise forms.ValidationError(
-                    f"The file is {upload.size // 1024} KB; at most "
-                    f"{MAX_DSL_BYTES // (1024 * 1024)} MB are accepted."
-                )
-            data["content"] = upload.read()
-        else:
-            data["content"] = text
         return data
 
 

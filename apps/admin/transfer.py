@@ -16,11 +16,11 @@ from django.utils.text import slugify
 
 from tenants.exceptions import Conflict, InvalidInput
 from tenants.http import SignedInRequest, require_tenant
+from workflows.admin.forms import ImportForm
 from workflows.admin.transfer import report_groups
 
 from ..dsl import app_export, app_import
 from .base import AppPagesBase
-from .forms import ImportForm
 
 
 class TransferPages(AppPagesBase):

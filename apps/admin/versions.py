@@ -13,13 +13,13 @@ from django.urls import path
 
 from tenants.exceptions import InvalidInput
 from tenants.http import SignedInRequest
+from workflows.admin.forms import DRAFT, CompareForm, source_choices
 from workflows.admin.versions import ShownChange, diff_sections
 
 from ..api.manage.selectors import AppDiff, app_diff, shown, version_compare
 from ..models import App, AppVersion
 from ..services.apps import app_publish, app_rollback
 from .base import AppPagesBase
-from .forms import DRAFT, CompareForm, source_choices
 
 
 def app_diff_sections(diff: AppDiff) -> dict[str, Any]:

@@ -109,9 +109,9 @@ class PublishForm(forms.Form):
     )
 
 
-def source_choices(workflow: Workflow) -> list[tuple[str, str]]:
-    """The draft and every version, newest first, as choices."""
-    versions = workflow.versions.order_by("-number").values_list("number", "note")
+def source_choices(owner: Any) -> list[tuple[str, str]]:
+    """The draft and every version of a workflow (or an app), newest first, as choices."""
+    versions = owner.versions.order_by("-number").values_list("number", "note")
     return [(DRAFT, "Draft")] + [
         (str(number), f"Version {number}" + (f": {note[:40]}" if note else ""))
         for number, note in versions
@@ -128,7 +128,8 @@ class CompareForm(forms.Form):
 
 
 class ImportForm(forms.Form):
-    """A Dify export, uploaded or pasted; a new workflow's name (default: the file's)."""
+    """A Dify export, uploaded or pasted; the new workflow's or app's name (default: the
+    file's)."""
 
     file = forms.FileField(required=False, help_text="A .yml exported from Dify or Weft.")
     text = forms.CharField(
