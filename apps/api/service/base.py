@@ -254,18 +254,6 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     return body
 
 
-def text_field(body: dict[str, Any], name: str, *, max_length: int = 0) -> str | None:
-    """An optional string field (None when absent or null)."""
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"{name}: must be a string.")
-    if max_length and len(value) > max_length:
-        raise InvalidInput(f"{name}: at most {max_length} characters.")
-    return value
-
-
 def object_field(body: dict[str, Any], name: str, *, required: bool = False) -> dict[str, Any]:
     value = body.get(name)
     if value is None:

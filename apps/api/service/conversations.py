@@ -8,6 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
+from knowledge.api.base import text_field
 from tenants.exceptions import InvalidInput, NotFound
 
 from ... import selectors
@@ -28,7 +29,6 @@ from .base import (
     no_content,
     ok,
     require_chat,
-    text_field,
     uses_user,
 )
 from .shapes import conversation_json

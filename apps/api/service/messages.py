@@ -6,13 +6,14 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
+from knowledge.api.base import text_field
 from tenants.exceptions import Forbidden, InvalidInput
 
 from ... import selectors
 from ...models import MessageFeedback
 from ...pipeline import SuggestionsDisabled, suggested_questions
 from ...services.feedback import feedback_set
-from .base import Caller, int_param, json_body, ok, require_chat, text_field, uses_user
+from .base import Caller, int_param, json_body, ok, require_chat, uses_user
 from .shapes import feedback_json, message_json
 
 MAX_FEEDBACK_CHARS = 10_000

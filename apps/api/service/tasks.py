@@ -23,6 +23,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
+from knowledge.api.base import text_field
 from tenants.aio import release_connections
 from tenants.exceptions import InvalidInput, NotFound
 from workflows import streams
@@ -41,7 +42,6 @@ from .base import (
     require_chat,
     require_completion,
     require_workflow,
-    text_field,
     uses_user,
 )
 from .shapes import unix
