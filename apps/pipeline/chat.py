@@ -215,7 +215,9 @@ async def _answer(turn: Turn) -> None:
         turn.annotation = hit.metadata()
         await turn.direct(hit.answer)
         return
-    history = await sync_to_async(_history)(turn) if message.conversation_id else []
+    # The conversation's first message has no history to read.
+    earlier = message.conversation is not None and message.conversation.dialogue_count > 1
+    history = await sync_to_async(_history)(turn) if earlier else []
     found = await retrieve_for(
         tenant=turn.tenant,
         configs=config.dataset_configs,

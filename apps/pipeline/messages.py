@@ -43,7 +43,7 @@ def claim(task: Task) -> Message | None:
     if not taken:
         return None
     return rows.select_related(
-        "tenant", "app", "app_version", "conversation", "end_user", "created_by"
+        "tenant", "app__tenant", "app_version", "conversation", "end_user", "created_by"
     ).get()
 
 
