@@ -373,6 +373,9 @@ WEFT_APP_MAX_QUERY_CHARS = int(os.environ.get("WEFT_APP_MAX_QUERY_CHARS", "20000
 WEFT_UPLOAD_MAX_BYTES = int(os.environ.get("WEFT_UPLOAD_MAX_BYTES", str(15 << 20)))
 # Seconds between keep-alive pings on a quiet event stream (Dify's interval).
 WEFT_SSE_PING_SECONDS = float(os.environ.get("WEFT_SSE_PING_SECONDS", "10"))
+# Threads of a web process that run detached tasks' database work (tenants.aio): each holds a
+# pooled connection while one of its tasks runs, so keep it below DATABASE_POOL_MAX.
+WEFT_DETACHED_THREADS = int(os.environ.get("WEFT_DETACHED_THREADS", "4"))
 
 # --- Tools
 # Built-in tools (workflows/tools): the MediaWiki API Wikipedia search asks ({language} becomes
