@@ -31,7 +31,7 @@ from typing import Any
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from tenants.aio import release_connections
+from tenants.aio import database, release_connections
 from tenants.context import tenant_context
 from tenants.exceptions import InvalidInput, WeftError
 
@@ -167,7 +167,7 @@ class ServiceApiConsumer(AsyncJsonWebsocketConsumer):
             caller = await self._caller(content.get("user"))
             after = check_event_id(content.get("last_event_id") or "0-0")
             task_id = str(content.get("task_id") or "")
-            followed = await sync_to_async(self._find)(caller, task_id)
+            followed = await database(self._find)(caller, task_id)
             await self.send_json(
                 {"event": "subscribed", "request_id": request_id, "task_id": task_id}
             )

@@ -6,9 +6,8 @@ Dify. A missing, malformed, unknown or revoked key answers 401 `unauthorized`, D
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
-
 from . import audit, keys
+from .aio import database
 from .context import set_current_tenant
 from .exceptions import Forbidden, TenantSuspended, Unauthorized
 from .models import ApiKey
@@ -31,7 +30,7 @@ async def authenticate_service_key(request, *, kind: str) -> ApiKey:
     raw = keys.bearer_token(header)
     if raw is None:
         raise Unauthorized("Authorization scheme must be 'Bearer'")
-    key = await sync_to_async(_lookup)(raw)
+    key = await database(_lookup)(raw)
     if key is None:
         raise Unauthorized(INVALID)
     if key.kind != kind:

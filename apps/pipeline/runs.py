@@ -11,7 +11,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from tenants.aio import detach
+from tenants.aio import database, detach
 from tenants.context import tenant_context
 from tenants.exceptions import WeftError
 from workflows import streams
@@ -132,7 +132,7 @@ async def stop(*, app: App, task_id: str, end_user: EndUser | None) -> None:
     pk = _uuid(task_id)
     if pk is None:
         return
-    kind, target = await sync_to_async(_stop_target)(app, pk, end_user)
+    kind, target = await database(_stop_target)(app, pk, end_user)
     if kind == "run":
         await run_stop(tenant=app.tenant, run=target)
     elif kind == "message":
@@ -225,7 +225,7 @@ async def blocking_result(task: Task) -> dict[str, Any]:
     answer = ""
     async for _entry_id, raw in streams.read(task.task_id, block_ms=BLOCK_MS):
         if raw is None:
-            settled = await sync_to_async(_from_rows)(task)
+            settled = await database(_from_rows)(task)
             if settled is not None:
                 return settled
             continue
@@ -245,7 +245,7 @@ async def blocking_result(task: Task) -> dict[str, Any]:
                 code=str(event.get("code") or "internal_server_error"),
                 status=int(event.get("status") or 500),
             )
-    settled = await sync_to_async(_from_rows)(task)
+    settled = await database(_from_rows)(task)
     if settled is None:
         raise WeftError(INTERNAL_ERROR, code="internal_server_error", status=500)
     return settled
@@ -280,7 +280,7 @@ async def suggested_questions(message: Message) -> list[str]:
     """Up to three questions the user may ask after this answer, made once and kept on the
     message; SuggestionsDisabled when the app's `suggested_questions_after_answer` is off;
     [] while the message is still being answered or when the model cannot say."""
-    if not await sync_to_async(_suggestions_enabled)(message):
+    if not await database(_suggestions_enabled)(message):
         raise SuggestionsDisabled("Suggested questions after answer are disabled for this app.")
     if message.suggested_questions:
         return list(message.suggested_questions)
@@ -288,5 +288,5 @@ async def suggested_questions(message: Message) -> list[str]:
         return []
     questions = await questions_after(message)
     if questions:
-        await sync_to_async(_keep_suggestions)(message, questions)
+        await database(_keep_suggestions)(message, questions)
     return questions

@@ -7,11 +7,11 @@ checks and raises the same errors without leaving the event loop but for one loo
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from rest_framework import authentication, exceptions
 
 from .. import audit, keys
+from ..aio import database
 from ..context import set_current_tenant
 from ..exceptions import Forbidden, TenantSuspended
 from ..models import ApiKey
@@ -79,7 +79,7 @@ async def authenticate_management_key(request: HttpRequest) -> Principal:
     header = request.headers.get("Authorization", "")
     if not header:
         raise exceptions.NotAuthenticated()
-    key = await sync_to_async(_live_key)(_raw_key(header))
+    key = await database(_live_key)(_raw_key(header))
     return _act_as(key, request)
 
 

@@ -1,13 +1,15 @@
-"""Detached tasks (tenants.aio): each runs its sync calls on one of a few long-lived lane
-threads, lanes take turns, and a lane gives its database connection back when a task ends."""
+"""tenants.aio: detached tasks run their sync calls on one of a few long-lived lane threads,
+lanes take turns, and a lane gives its database connection back when a task ends; a request's
+database calls wait their turn for the pool and give their connection back as they return."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.db import connections
 
 from tenants import aio
@@ -71,3 +73,36 @@ def test_a_failed_task_is_logged_and_still_gives_back_its_connection(lanes, capl
 
     assert "broken task failed" in caplog.text
     assert used[0].connection is None
+
+
+def test_request_database_calls_wait_their_turn_and_give_back_their_connections(monkeypatch):
+    monkeypatch.setattr(aio, "_calls_at_once", lambda: 2)
+    lock = threading.Lock()
+    running = 0
+    most = 0
+    used: list[object] = []
+
+    def work() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.05)
+            used.append(_query()[1])
+        finally:
+            with lock:
+                running -= 1
+
+    async def one() -> None:
+        async with ThreadSensitiveContext():  # as each request has its own thread
+            await aio.database(work)()
+
+    async def main() -> None:
+        await asyncio.gather(*(one() for _ in range(6)))
+
+    asyncio.run(main())
+
+    assert most == 2
+    assert len(used) == 6
+    assert all(wrapper.connection is None for wrapper in used)

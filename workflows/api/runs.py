@@ -19,7 +19,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -28,6 +27,7 @@ from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.views import APIView
 
+from tenants.aio import database
 from tenants.api.authentication import ManagementKeyAuthentication, authenticate_management_key
 from tenants.api.errors import describe
 from tenants.exceptions import Conflict, InvalidInput, WeftError
@@ -170,7 +170,7 @@ class RunStartView(AsyncManagementView):
         """Run the draft (or a published version). The run goes on if the client leaves;
         `blocking` answers when it ends (or pauses), `streaming` streams its events."""
         values = _body(request, s.RunIn)
-        run = await sync_to_async(_create_run)(require_tenant(request), pk, values)
+        run = await database(_create_run)(require_tenant(request), pk, values)
         task = run_detached(run.pk)
         if values["response_mode"] == "streaming":
             return _sse(run_events(str(run.pk), after="0-0", follow=True))
@@ -208,7 +208,7 @@ class RunEventsView(AsyncManagementView):
         after = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or "0-0"
         if not _ENTRY_ID.match(after):
             raise InvalidInput(f"Last-Event-ID: “{after}” is not an event id of this stream.")
-        run = await sync_to_async(selectors.access_run)(run_id)
+        run = await database(selectors.access_run)(run_id)
         follow = run.status == WorkflowRun.Status.RUNNING
         if not follow and not await streams.exists(str(run.pk)):
             raise WeftError(
@@ -235,7 +235,7 @@ class RunStopView(AsyncManagementView):
     async def post(self, request: HttpRequest, run_id: str) -> HttpResponseBase:
         """Stop a running or paused run, wherever it runs. A run that has already ended
         answers 409 `run_finished` and keeps its status."""
-        run = await sync_to_async(selectors.access_run)(run_id)
+        run = await database(selectors.access_run)(run_id)
         if run.status in WorkflowRun.FINISHED:
             raise Conflict(
                 f"This run has already ended ({run.status}): there is nothing to stop.",
@@ -276,7 +276,7 @@ class RunResumeView(AsyncManagementView):
         answer = dict(values["inputs"])
         if "action" in values:
             answer["action"] = values["action"]
-        run, resume = await sync_to_async(_prepare_resume)(require_tenant(request), run_id, answer)
+        run, resume = await database(_prepare_resume)(require_tenant(request), run_id, answer)
         task = run_detached(run.pk, resume=resume)
         if values["response_mode"] == "blocking":
             return await _when_done(task, run.pk)

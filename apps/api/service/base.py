@@ -3,7 +3,7 @@
 key's and the end user's per-minute limits, and answers every error in Dify's envelope.
 
 Handlers are plain functions, `handler(request, caller, **url_kwargs)`. A sync handler runs
-in one `sync_to_async` batch (its ORM work and the services it calls); an async one (runs,
+in one `tenants.aio.database` batch (its ORM work and the services it calls); an async one (runs,
 streams) batches its own. `@uses_user(where)` says where a handler reads Dify's `user`
 (the end user's id chosen by the caller): the JSON body, the query string or the form.
 """
@@ -26,6 +26,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from tenants import audit, keys
+from tenants.aio import database
 from tenants.api.errors import error_response
 from tenants.context import set_current_tenant, tenant_context
 from tenants.exceptions import Forbidden, InvalidInput, TenantSuspended, Unauthorized, WeftError
@@ -100,7 +101,7 @@ async def authenticate(headers: Any, request: Any) -> tuple[ApiKey, App]:
     raw = keys.bearer_token(header)
     if raw is None:
         raise Unauthorized("Authorization scheme must be 'Bearer'")
-    key, app = await sync_to_async(_key_and_app)(raw)
+    key, app = await database(_key_and_app)(raw)
     if key is None:
         raise Unauthorized(INVALID)
     if key.kind != ApiKey.Kind.APP:
@@ -205,7 +206,7 @@ def endpoint(**handlers: Callable[..., Any]) -> Callable[..., Any]:
             caller = Caller(key=key, app=app, user=user)
             if inspect.iscoroutinefunction(handler):
                 return await handler(request, caller, **kwargs)
-            return await sync_to_async(lambda: handler(request, caller, **kwargs))()
+            return await database(handler)(request, caller, **kwargs)
         except WeftError as exc:
             return error_for(exc)
         except RequestDataTooBig:

@@ -3,10 +3,10 @@ app's feedback list, and suggested follow-up questions."""
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
 from knowledge.api.base import text_field
+from tenants.aio import database
 from tenants.exceptions import Forbidden, InvalidInput
 
 from ... import selectors
@@ -81,7 +81,7 @@ async def suggested(request: HttpRequest, caller: Caller, message_id: str) -> Ht
             app=caller.app, end_user=caller.known_end_user(), message_id=message_id
         )
 
-    message = await sync_to_async(find)()
+    message = await database(find)()
     try:
         questions = await suggested_questions(message)
     except SuggestionsDisabled as exc:

@@ -24,7 +24,7 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
 from knowledge.api.base import text_field
-from tenants.aio import release_connections
+from tenants.aio import database, release_connections
 from tenants.exceptions import InvalidInput, NotFound
 from workflows import streams
 from workflows.models import WorkflowRun
@@ -155,7 +155,7 @@ async def _start(
     if limit > 0:
         await limits.run_acquire(app_id, holder, limit)
     try:
-        task = await sync_to_async(_prepare)(caller, kind, body, version_id)
+        task = await database(_prepare)(caller, kind, body, version_id)
         if limit > 0:
             await limits.run_acquire(app_id, task.task_id, limit + 1)
     finally:
@@ -189,13 +189,10 @@ def alive_check(*, message_id: str | None, run_id: str | None):
             found = WorkflowRun.dangerously_unscoped.filter(
                 pk=str(run_id), status=WorkflowRun.Status.RUNNING
             ).exists()
-        release_connections()  # a quiet stream must not hold a connection between looks
         return found
 
-    async def alive() -> bool:
-        return await sync_to_async(running)()
-
-    return alive
+    # A quiet stream holds no connection between looks.
+    return database(running)
 
 
 def task_alive(task: pipeline.Task):
@@ -259,7 +256,7 @@ async def workflow_run_version(
 
 async def stop_task(caller: Caller, kind: Kind, task_id: str) -> HttpResponseBase:
     _check_mode(caller.app, kind)
-    end_user = await sync_to_async(caller.known_end_user)()
+    end_user = await database(caller.known_end_user)()
     await pipeline.stop(app=caller.app, task_id=task_id, end_user=end_user)
     return ok({"result": "success"})
 
@@ -411,7 +408,7 @@ async def _never() -> bool:
 async def chat_events(request: HttpRequest, caller: Caller, task_id: str) -> HttpResponseBase:
     """Weft's: a chat or completion task's events from the start or after `Last-Event-ID`."""
     after = last_event_id(request)
-    followed = await sync_to_async(find_message_task)(caller, task_id)
+    followed = await database(find_message_task)(caller, task_id)
     return await _events(followed, after)
 
 
@@ -420,5 +417,5 @@ async def run_events(request: HttpRequest, caller: Caller, run_id: str) -> HttpR
     """Dify's `GET /workflow/{run_id}/events`: a run's events, resumable with
     `Last-Event-ID`."""
     after = last_event_id(request)
-    followed = await sync_to_async(find_run_task)(caller, run_id)
+    followed = await database(find_run_task)(caller, run_id)
     return await _events(followed, after)
