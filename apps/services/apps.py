@@ -300,9 +300,15 @@ def app_publish(
 
 
 def app_rollback(
-    *, tenant: Tenant, app: App, version: AppVersion, created_by: User | None = None
+    *,
+    tenant: Tenant,
+    app: App,
+    version: AppVersion,
+    note: str = "",
+    created_by: User | None = None,
 ) -> AppVersion:
-    """Publish a copy of an older version (and make it the draft too)."""
+    """Publish a copy of an older version (and make it the draft too); its note says so
+    unless one is given."""
     if app.tenant_id != tenant.pk or version.app_id != app.pk:
         raise NotFound("No such version.")
     with transaction.atomic(), tenant_context(tenant):
@@ -326,7 +332,7 @@ def app_rollback(
             config=version.config,
             workflow_version=workflow_version,
             checksum=version.checksum if workflow_version is None else workflow_version.checksum,
-            note=f"Rollback to version {version.number}",
+            note=note or f"Rollback to version {version.number}",
             restored_from=version.number,
             created_by=created_by,
         )
