@@ -1,14 +1,21 @@
-"""What the DRF views of the workflows API share: the viewset base and query parameters."""
+"""What the DRF views of the workflows API share (and the apps API with them): the viewset
+base, query parameters, and Dify DSL files in and out."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from django.http import HttpResponse
+from django.utils.http import content_disposition_header
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
 from tenants.api.views import TenantScopedViewSet
 from tenants.exceptions import InvalidInput
 from tenants.models import User
+
+from ..dsl import MAX_DSL_BYTES
 
 READ = {"list": "view", "retrieve": "view"}
 
@@ -34,6 +41,39 @@ def flag_param(request: Request, name: str) -> bool:
     if raw not in ("", "true", "false", "1", "0"):
         raise InvalidInput(f"{name}: use true or false.")
     return raw in ("true", "1")
+
+
+def dsl_sent(values: dict[str, Any]) -> str | bytes:
+    """The DSL an import sends, as an uploaded `file` or as `content`."""
+    if "file" in values:
+        # A byte past the limit is enough for the DSL reader to refuse a file too large.
+        return values["file"].read(MAX_DSL_BYTES + 1)
+    return values["content"]
+
+
+def dsl_file(text: str, name: str, number: int | None) -> HttpResponse:
+    """A DSL export as a YAML download named after its object (and version)."""
+    suffix = f"-v{number}" if number else ""
+    return HttpResponse(
+        text,
+        content_type="application/x-yaml; charset=utf-8",
+        headers={
+            "Content-Disposition": content_disposition_header(
+                as_attachment=True, filename=f"{name}{suffix}.yml"
+            )
+        },
+    )
+
+
+class ExportsDsl:
+    """A viewset whose `export` action answers YAML whatever the client accepts
+    (`Accept: application/x-yaml` included, which no renderer of the API offers); its errors
+    stay JSON."""
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        if getattr(self, "action", None) == "export":
+            return (JSONRenderer(), JSONRenderer.media_type)
+        return super().perform_content_negotiation(request, force)  # type: ignore[misc]
 
 
 class WorkflowScopedViewSet(TenantScopedViewSet):

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
-from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from tenants.exceptions import Forbidden, InvalidInput
@@ -23,7 +20,6 @@ from tenants.permissions import allowed
 
 from .. import services
 from ..dsl import (
-    MAX_DSL_BYTES,
     WorkflowSpec,
     dsl_json_schema,
     graph_json_schema,
@@ -33,7 +29,16 @@ from ..dsl import (
 from ..models import Workflow, WorkflowVersion
 from . import selectors
 from . import serializers as s
-from .base import READ, WorkflowScopedViewSet, choice_param, flag_param, version_number
+from .base import (
+    READ,
+    ExportsDsl,
+    WorkflowScopedViewSet,
+    choice_param,
+    dsl_file,
+    dsl_sent,
+    flag_param,
+    version_number,
+)
 
 SCHEMAS = {"workflow": workflow_json_schema, "graph": graph_json_schema, "dsl": dsl_json_schema}
 SCHEMA_KINDS = list(SCHEMAS)
@@ -53,7 +58,7 @@ def _spec(data: dict[str, Any], base: Workflow | None = None) -> WorkflowSpec | 
     return services.parse_spec({**current, **sent})
 
 
-class WorkflowViewSet(mixins.ListModelMixin, WorkflowScopedViewSet):
+class WorkflowViewSet(ExportsDsl, mixins.ListModelMixin, WorkflowScopedViewSet):
     """Workflows and their drafts."""
 
     model = Workflow
@@ -79,13 +84,6 @@ class WorkflowViewSet(mixins.ListModelMixin, WorkflowScopedViewSet):
                 mode=choice_param(self.request, "mode", Workflow.Mode.values),
             )
         return selectors.workflows()
-
-    def perform_content_negotiation(self, request, force=False):
-        # The export answers YAML whatever the client accepts (`Accept: application/x-yaml`
-        # included, which no renderer of the API offers); its errors stay JSON.
-        if self.action == "export":
-            return (JSONRenderer(), JSONRenderer.media_type)
-        return super().perform_content_negotiation(request, force)
 
     def _shown(self, workflow: Workflow) -> dict[str, Any]:
         """A workflow as read back after a write (with its latest version number)."""
@@ -162,14 +160,9 @@ class WorkflowViewSet(mixins.ListModelMixin, WorkflowScopedViewSet):
         target = None
         if "workflow_id" in values:
             target = selectors.workflow_named_in(values["workflow_id"], param="workflow_id")
-        if "file" in values:
-            # A byte past the limit is enough for the DSL reader to refuse a file too large.
-            content = values["file"].read(MAX_DSL_BYTES + 1)
-        else:
-            content = values["content"]
         result = services.workflow_import(
             tenant=self.tenant,
-            content=content,
+            content=dsl_sent(values),
             name=values.get("name"),
             workflow=target,
             created_by=self.user,
@@ -201,16 +194,7 @@ class WorkflowViewSet(mixins.ListModelMixin, WorkflowScopedViewSet):
         if number is not None:
             source = selectors.version_named_in(workflow, number, param="version")
         text = services.workflow_export(source, include_secrets=include_secrets)
-        suffix = f"-v{number}" if number else ""
-        return HttpResponse(
-            text,
-            content_type="application/x-yaml; charset=utf-8",
-            headers={
-                "Content-Disposition": content_disposition_header(
-                    as_attachment=True, filename=f"{workflow.name}{suffix}.yml"
-                )
-            },
-        )
+        return dsl_file(text, workflow.name, number)
 
     @extend_schema(request=None, responses=s.ValidationOut)
     def check(self, request, pk=None):

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
-from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from tenants.exceptions import Forbidden, InvalidInput
-from workflows.api.base import choice_param, flag_param, version_number
-from workflows.dsl import MAX_DSL_BYTES
+from workflows.api.base import (
+    ExportsDsl,
+    choice_param,
+    dsl_file,
+    dsl_sent,
+    flag_param,
+    version_number,
+)
 
 from ...dsl import app_export, app_import
 from ...models import App
@@ -38,7 +41,7 @@ def merged(name: str, current: dict[str, Any] | None, sent: Any) -> dict[str, An
     return {**(current or {}), **sent}
 
 
-class AppViewSet(mixins.ListModelMixin, AppScopedViewSet):
+class AppViewSet(ExportsDsl, mixins.ListModelMixin, AppScopedViewSet):
     """Apps and their drafts."""
 
     model = App
@@ -60,12 +63,6 @@ class AppViewSet(mixins.ListModelMixin, AppScopedViewSet):
             name=self.request.query_params.get("name") or None,
             mode=choice_param(self.request, "mode", App.Mode.values),
         )
-
-    def perform_content_negotiation(self, request, force=False):
-        # The export answers YAML whatever the client accepts; its errors stay JSON.
-        if self.action == "export":
-            return (JSONRenderer(), JSONRenderer.media_type)
-        return super().perform_content_negotiation(request, force)
 
     def app(self) -> App:
         return selectors.access_app(self.kwargs["pk"])
@@ -177,14 +174,9 @@ class AppViewSet(mixins.ListModelMixin, AppScopedViewSet):
         target = None
         if "app_id" in values:
             target = selectors.app_named_in(values["app_id"], param="app_id")
-        if "file" in values:
-            # A byte past the limit is enough for the DSL reader to refuse a file too large.
-            content = values["file"].read(MAX_DSL_BYTES + 1)
-        else:
-            content = values["content"]
         app, report = app_import(
             tenant=self.tenant,
-            content=content,
+            content=dsl_sent(values),
             name=values.get("name"),
             app=target,
             created_by=self.user,
@@ -214,13 +206,4 @@ class AppViewSet(mixins.ListModelMixin, AppScopedViewSet):
             raise Forbidden("include_secrets: only those who may change apps see secrets.")
         version = selectors.version_named_in(app, number, param="version") if number else None
         text = app_export(app, version=version, include_secrets=include_secrets)
-        suffix = f"-v{number}" if number else ""
-        return HttpResponse(
-            text,
-            content_type="application/x-yaml; charset=utf-8",
-            headers={
-                "Content-Disposition": content_disposition_header(
-                    as_attachment=True, filename=f"{app.name}{suffix}.yml"
-                )
-            },
-        )
+        return dsl_file(text, app.name, number)
