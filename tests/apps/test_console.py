@@ -650,14 +650,20 @@ def test_publish_compare_and_rollback_of_a_chat_app(builder, builder_user, tenan
     assert same.context["diff"]["empty"] and "No changes" in text_of(same)
     backwards = builder.get(f"{base}/compare/?old=2&new=1")  # read forward in time
     assert backwards.context["diff"]["config"][0].new == '"Be brief."'
+    assert (backwards.context["old_name"], backwards.context["new_name"]) == (
+        "version 1",
+        "version 2",
+    )
 
     confirm = builder.get(f"{base}/rollback/1/")
     assert confirm.status_code == 200
     assert [(c.path, c.new) for c in confirm.context["diff"]["config"]] == [("pre_prompt", '""')]
-    rolled = builder.post(f"{base}/rollback/1/", follow=True)
+    assert 'name="note"' in text_of(confirm)
+    rolled = builder.post(f"{base}/rollback/1/", {"note": "too terse"}, follow=True)
     assert "version 3 is a copy of version 1" in " ".join(page_messages(rolled))
     saved = fresh(chat)
     assert saved.published_version.number == 3 and saved.config["pre_prompt"] == ""
+    assert saved.published_version.note == "too terse"
     assert saved.published_version.restored_from == 1
     assert saved.published_version.created_by == builder_user
     assert "copy of v1" in text_of(rolled) and "(running)" in text_of(rolled)
