@@ -195,7 +195,7 @@ class ServiceApiConsumer(AsyncJsonWebsocketConsumer):
         if name is None:
             raise InvalidInput("user: this field is required.")
         await count_request(self.key, self.app, name)
-        return Caller(key=self.key, app=self.app, user=name)
+        return Caller(app=self.app, user=name, key=self.key)
 
     def _find(self, caller: Caller, task_id: str) -> tasks.Followed:
         with tenant_context(caller.tenant):

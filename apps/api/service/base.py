@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,7 +34,7 @@ from tenants.models import ApiKey, Tenant
 from tenants.service_auth import INVALID
 
 from ... import limits
-from ...models import App, EndUser
+from ...models import App, EndUser, Source
 from ...services.end_users import end_user_find, end_user_for
 from .schema import describe
 
@@ -44,11 +44,15 @@ MAX_USER_CHARS = 255
 
 @dataclass(frozen=True)
 class Caller:
-    """Who a request comes from: the key, its app, and the `user` it names (if any)."""
+    """Who a request comes from: its app, the end user it acts for (the `user` an API
+    client names, or a portal visitor's session id), and the `app-` key when a program
+    calls (None for a portal visitor)."""
 
-    key: ApiKey
     app: App
     user: str | None = None
+    key: ApiKey | None = None
+    kind: str = EndUser.Kind.SERVICE_API  # of end user
+    source: str = Source.API  # of the messages it sends
 
     @property
     def tenant(self) -> Tenant:
@@ -58,14 +62,14 @@ class Caller:
         """The app's end user the request names, made on first use (sync)."""
         if not self.user:
             raise InvalidInput("user: this field is required.")
-        return end_user_for(app=self.app, session_id=self.user)
+        return end_user_for(app=self.app, session_id=self.user, kind=self.kind)
 
     def known_end_user(self) -> EndUser | None:
         """The app's end user the request names, or None when there is none yet (sync;
         reads never make one)."""
         if not self.user:
             return None
-        return end_user_find(app=self.app, session_id=self.user)
+        return end_user_find(app=self.app, session_id=self.user, kind=self.kind)
 
 
 # Authentication
@@ -179,44 +183,64 @@ def error_for(exc: WeftError) -> JsonResponse:
     return error_response(exc.code, exc.message, exc.status, headers=exc.headers or None)
 
 
+# Who calls: from the request (its URL's arguments included, which it may take), the Caller,
+# or a WeftError.
+Identify = Callable[[HttpRequest, Any, dict[str, Any]], Awaitable[Caller]]
+
+
+async def api_caller(request: HttpRequest, handler: Any, kwargs: dict[str, Any]) -> Caller:
+    """A program with an `app-` key, acting for the `user` it names where the handler reads
+    it; counted against the key's and that user's limits."""
+    key, app = await authenticate(request.headers, request)
+    user = None
+    where = getattr(handler, "user_from", None)
+    if where is not None:
+        # A multipart body is parsed off the event loop (it may be a large file).
+        found = (
+            await sync_to_async(_user_in)(request, where)
+            if where == "form"
+            else _user_in(request, where)
+        )
+        user = check_user(found)
+        if user is None and handler.user_required:
+            raise InvalidInput("user: this field is required.")
+    await count_request(key, app, user)
+    return Caller(app=app, user=user, key=key)
+
+
+async def serve(
+    request: HttpRequest, handler: Any, kwargs: dict[str, Any], identify: Identify
+) -> HttpResponseBase:
+    """Run a handler for the caller `identify` finds, every error in the envelope."""
+    try:
+        caller = await identify(request, handler, kwargs)
+        if inspect.iscoroutinefunction(handler):
+            return await handler(request, caller, **kwargs)
+        return await database(handler)(request, caller, **kwargs)
+    except WeftError as exc:
+        return error_for(exc)
+    except RequestDataTooBig:
+        return error_response(
+            "file_too_large", "The request body is larger than this server accepts.", 413
+        )
+    except (SuspiciousOperation, MultiPartParserError) as exc:
+        return error_response("invalid_param", f"The request cannot be read: {exc}", 400)
+
+
+def not_allowed() -> JsonResponse:
+    return error_response(
+        "method_not_allowed", "The method is not allowed for the requested URL.", 405
+    )
+
+
 def endpoint(**handlers: Callable[..., Any]) -> Callable[..., Any]:
-    """An async view serving these methods (`GET=…, POST=…`)."""
+    """An async Service API view serving these methods (`GET=…, POST=…`)."""
 
     async def view(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
         handler = handlers.get(request.method or "")
         if handler is None:
-            return error_response(
-                "method_not_allowed", "The method is not allowed for the requested URL.", 405
-            )
-        try:
-            key, app = await authenticate(request.headers, request)
-            user = None
-            where = getattr(handler, "user_from", None)
-            if where is not None:
-                # A multipart body is parsed off the event loop (it may be a large file).
-                found = (
-                    await sync_to_async(_user_in)(request, where)
-                    if where == "form"
-                    else _user_in(request, where)
-                )
-                user = check_user(found)
-                if user is None and handler.user_required:  # type: ignore[attr-defined]
-                    raise InvalidInput("user: this field is required.")
-            await count_request(key, app, user)
-            caller = Caller(key=key, app=app, user=user)
-            if inspect.iscoroutinefunction(handler):
-                return await handler(request, caller, **kwargs)
-            return await database(handler)(request, caller, **kwargs)
-        except WeftError as exc:
-            return error_for(exc)
-        except RequestDataTooBig:
-            return error_response(
-                "file_too_large",
-                "The request body is larger than this server accepts.",
-                413,
-            )
-        except (SuspiciousOperation, MultiPartParserError) as exc:
-            return error_response("invalid_param", f"The request cannot be read: {exc}", 400)
+            return not_allowed()
+        return await serve(request, handler, kwargs, api_caller)
 
     exempt = csrf_exempt(view)  # bearer keys, never cookies: no CSRF to forge
     # What the OpenAPI schema shows of it (requests never use this class).

@@ -30,7 +30,7 @@ from workflows import streams
 from workflows.models import WorkflowRun
 
 from ... import limits, pipeline, selectors
-from ...models import App, Message, Source
+from ...models import App, Message
 from ...services.apps import runnable
 from .base import (
     Caller,
@@ -109,7 +109,7 @@ def _request(
     return pipeline.Request(
         app=app,
         runnable=runnable(app, version_id=version_id),
-        source=Source.API,
+        source=caller.source,
         end_user=caller.end_user(),
         inputs=inputs,
         query=query,
