@@ -1,0 +1,76 @@
+"""Browser tests: Playwright driving Debian's chromium against the live Daphne of
+tests/apps/live.py. The chromium package is installed with apt when it is missing (the
+machines have Debian's registry); Playwright's own browser downloads are never used.
+
+Each test may `shot(page, "name")`: a full-page screenshot kept under
+`test-artefacts/portal/` (WEFT_TEST_ARTEFACTS to move it), named after the test and the step.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+ARTEFACTS = Path(os.environ.get("WEFT_TEST_ARTEFACTS", ROOT / "test-artefacts")) / "portal"
+
+
+def _install_chromium() -> None:
+    """apt-get install chromium (updating the package lists once if it is not found)."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    if subprocess.run(command, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=True)
+        subprocess.run(command, env=env, capture_output=True, check=True)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    if not CHROMIUM.exists():
+        if shutil.which("apt-get") is None:
+            pytest.fail("chromium is missing and apt-get is not here to install it")
+        _install_chromium()
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium_path, headless=True, args=["--no-sandbox"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, request) -> Iterator[object]:
+    """A fresh browser context's page, its console errors collected in `page.errors`."""
+    context = browser.new_context(viewport={"width": 1100, "height": 760}, locale="en-US")
+    opened = context.new_page()
+    opened.errors = []  # type: ignore[attr-defined]
+    opened.on("pageerror", lambda error: opened.errors.append(str(error)))  # type: ignore[attr-defined]
+    yield opened
+    context.close()
+
+
+@pytest.fixture
+def shot(request):
+    """shot(page, step) -> the path of a full-page screenshot of this step."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    test = request.node.name.removeprefix("test_")
+
+    def take(page, step: str) -> Path:
+        path = ARTEFACTS / f"{test}--{step}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
