@@ -9,6 +9,8 @@ the Service API and the portal run.
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -377,3 +379,52 @@ class MessageFeedback(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.rating} on {self.message_id}"
+
+
+def new_site_code() -> str:
+    """A site's share code: 16 URL-safe characters, unguessable."""
+    return secrets.token_urlsafe(12)
+
+
+class Site(TenantOwned):
+    """An app's portal page (Dify's web app settings) and who may use it."""
+
+    class Access(models.TextChoices):
+        PUBLIC = "public", "Anyone with the link"
+        MEMBERS = "members", "Signed-in members of the tenant"
+        PASSWORD = "password", "Anyone with the password"
+        EMAIL_DOMAINS = "email_domains", "E-mail addresses of allowed domains"
+
+    class Language(models.TextChoices):
+        EN = "en-US", "English"
+        ZH_HANS = "zh-Hans", "简体中文"
+
+    app = models.OneToOneField(App, on_delete=models.CASCADE, related_name="site")
+    code = models.CharField(max_length=32, unique=True, default=new_site_code)
+    title = models.CharField(max_length=255)
+    icon_type = models.CharField(max_length=16, blank=True, default="emoji")
+    icon = models.CharField(max_length=255, blank=True)
+    icon_background = models.CharField(max_length=16, blank=True)
+    description = models.TextField(blank=True)
+    copyright = models.CharField(max_length=255, blank=True)
+    privacy_policy = models.URLField(max_length=500, blank=True)
+    custom_disclaimer = models.TextField(blank=True, max_length=1000)
+    input_placeholder = models.CharField(max_length=255, blank=True)
+    default_language = models.CharField(
+        max_length=16, choices=Language.choices, default=Language.EN
+    )
+    show_workflow_steps = models.BooleanField(default=True)
+    use_icon_as_answer_icon = models.BooleanField(default=False)
+    chat_color_theme = models.CharField(max_length=7, blank=True)
+    chat_color_theme_inverted = models.BooleanField(default=False)
+    prompt_public = models.BooleanField(default=False)
+    access_mode = models.CharField(max_length=16, choices=Access.choices, default=Access.PUBLIC)
+    password_hash = models.CharField(max_length=255, blank=True)
+    allowed_email_domains = models.JSONField(default=list, blank=True)
+    # Origins (scheme://host[:port]) whose pages may frame the portal (CSP frame-ancestors).
+    embed_origins = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.title

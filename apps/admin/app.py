@@ -48,7 +48,7 @@ class AppAdmin(VersionPages, TransferPages, KeyPages):
         "mode",
         "published",
         "api",
-        "site",
+        "portal",
         "conversations",
         "recent_messages",
         "updated_at",
@@ -73,8 +73,10 @@ class AppAdmin(VersionPages, TransferPages, KeyPages):
     def api(self, app: App) -> str:
         return on_off(app.enable_api)
 
+    # Not `site`: that name is the app's reverse one-to-one to its Site, which the admin
+    # would show (a query per row) instead of this.
     @admin.display(description="portal", ordering="enable_site")
-    def site(self, app: App) -> str:
+    def portal(self, app: App) -> str:
         return on_off(app.enable_site)
 
     @admin.display(description="conversations", ordering="conversation_total")

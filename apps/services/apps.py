@@ -22,6 +22,7 @@ from workflows.services.versions import workflow_publish, workflow_rollback
 
 from ..config import AppConfig, Features, dump, parse_config, parse_features
 from ..models import App, AppVersion
+from .sites import site_create
 
 OFFLINE_MODEL = {"provider": "weft", "name": "weft-offline-chat", "mode": "chat"}
 MAX_NAME = 255
@@ -157,6 +158,7 @@ def app_create(
             app.save()
         except IntegrityError:
             raise Conflict(f"name: an app called “{name}” already exists.") from None
+        site_create(app=app)
     return app
 
 

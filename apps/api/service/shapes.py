@@ -190,20 +190,22 @@ def info_json(app: App) -> dict[str, Any]:
 
 
 def site_json(app: App) -> dict[str, Any]:
-    """Dify's web app settings, derived from the app until it has a site of its own."""
+    """Dify's web app settings: the app's portal site."""
+    site = app.site
     return {
-        "title": app.name,
-        "chat_color_theme": None,
-        "chat_color_theme_inverted": False,
-        "icon_type": app.icon_type,
-        "icon": app.icon,
-        "icon_background": app.icon_background,
+        "title": site.title,
+        "chat_color_theme": site.chat_color_theme or None,
+        "chat_color_theme_inverted": site.chat_color_theme_inverted,
+        "icon_type": site.icon_type,
+        "icon": site.icon,
+        "icon_background": site.icon_background,
         "icon_url": None,
-        "description": app.description,
-        "copyright": None,
-        "privacy_policy": None,
-        "custom_disclaimer": "",
-        "default_language": "en-US",
-        "show_workflow_steps": True,
-        "use_icon_as_answer_icon": False,
+        "description": site.description,
+        "copyright": site.copyright or None,
+        "privacy_policy": site.privacy_policy or None,
+        "custom_disclaimer": site.custom_disclaimer,
+        "input_placeholder": site.input_placeholder,
+        "default_language": site.default_language,
+        "show_workflow_steps": site.show_workflow_steps,
+        "use_icon_as_answer_icon": site.use_icon_as_answer_icon,
     }
