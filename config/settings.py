@@ -238,6 +238,9 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # --- Internationalisation
 LANGUAGE_CODE = "en-us"
+# The portal speaks these (apps.portal.views picks one per visitor); the console is English.
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -377,6 +380,12 @@ WEFT_SSE_PING_SECONDS = float(os.environ.get("WEFT_SSE_PING_SECONDS", "10"))
 # pooled connection while one of its tasks runs, so keep it below DATABASE_POOL_MAX.
 WEFT_DETACHED_THREADS = int(os.environ.get("WEFT_DETACHED_THREADS", "4"))
 
+# --- Portal (apps.portal): how long a visitor's passport lasts, and requests per minute
+# from one address (every portal request) and sign-in attempts from one address.
+WEFT_PORTAL_PASSPORT_DAYS = int(os.environ.get("WEFT_PORTAL_PASSPORT_DAYS", "30"))
+WEFT_PORTAL_IP_RPM = int(os.environ.get("WEFT_PORTAL_IP_RPM", "300"))
+WEFT_PORTAL_SIGN_IN_RPM = int(os.environ.get("WEFT_PORTAL_SIGN_IN_RPM", "10"))
+
 # --- Tools
 # Built-in tools (workflows/tools): the MediaWiki API Wikipedia search asks ({language} becomes
 # the wiki's code, e.g. en), and the time one outbound request of a tool may take (seconds).
@@ -384,3 +393,6 @@ WEFT_TOOLS_WIKIPEDIA_URL = os.environ.get(
     "WEFT_TOOLS_WIKIPEDIA_URL", "https://{language}.wikipedia.org/w/api.php"
 )
 WEFT_TOOLS_HTTP_TIMEOUT = float(os.environ.get("WEFT_TOOLS_HTTP_TIMEOUT", "20"))
+
+# --- Branding: the largest logo or favicon a tenant may upload (bytes).
+WEFT_BRAND_IMAGE_MAX_BYTES = int(os.environ.get("WEFT_BRAND_IMAGE_MAX_BYTES", str(512 << 10)))

@@ -6,10 +6,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
 from tenants.api.errors import json_or_html
-from tenants.views import service_api_fallback
+from tenants.views import brand_asset, service_api_fallback
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("branding/<uuid:tenant_id>/<str:kind>", brand_asset, name="brand-asset"),
+    path("", include("apps.portal.urls")),
     path("admin/", admin.site.urls),
     path(
         "accounts/password-reset/",

@@ -24,7 +24,7 @@ from .permissions import Principal
 from .roles import Role, at_least
 
 SESSION_KEY = "weft_tenant_id"
-SKIP_PREFIXES = ("/static/", "/healthz", "/v1/", "/media/")
+SKIP_PREFIXES = ("/static/", "/healthz", "/v1/", "/media/", "/c/", "/branding/")
 
 
 def _host_allowed(host: str) -> bool:

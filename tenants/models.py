@@ -96,6 +96,8 @@ class Tenant(models.Model):
         default=False,
         help_text="Members must enrol and use an authenticator app to reach the console.",
     )
+    # Set by a platform operator: the tenant may hide "Powered by Weft" on its portals.
+    white_label_allowed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -281,3 +283,29 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.object_type} {self.object_repr}"
+
+
+class Branding(TenantOwned):
+    """How a tenant's portals (and its console header) look: its product's name, logo,
+    favicon and colours, and the lines of its footer."""
+
+    product_name = models.CharField(max_length=80, blank=True)
+    primary_color = models.CharField(max_length=7, default="#155EEF")
+    accent_color = models.CharField(max_length=7, default="#0F766E")
+    # Small images, kept in the row (sniffed PNG or JPEG, at most WEFT_BRAND_IMAGE_MAX_BYTES).
+    logo = models.BinaryField(null=True, blank=True, editable=False)
+    logo_type = models.CharField(max_length=32, blank=True, editable=False)
+    favicon = models.BinaryField(null=True, blank=True, editable=False)
+    favicon_type = models.CharField(max_length=32, blank=True, editable=False)
+    show_powered_by = models.BooleanField(default=True)
+    footer_text = models.CharField(max_length=200, blank=True)
+    copyright = models.CharField(max_length=200, blank=True)
+    privacy_url = models.URLField(max_length=500, blank=True)
+    email_sender_name = models.CharField(max_length=80, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="branding_one_per_tenant")]
+
+    def __str__(self) -> str:
+        return self.product_name or "Branding"

@@ -1,4 +1,5 @@
-"""Console views of the tenants app: switching the active tenant, and the `/v1/` fallback."""
+"""Views of the tenants app: switching the active tenant, the `/v1/` fallback, and a tenant's
+brand images."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from .api.errors import error_response
 from .exceptions import WeftError
@@ -49,3 +50,24 @@ async def service_api_fallback(request: HttpRequest, path: str = ""):
     except WeftError as exc:
         return error_response(exc.code, exc.message, exc.status)
     return error_response("not_found", "The requested URL was not found on the server.", 404)
+
+
+@require_GET
+def brand_asset(request: HttpRequest, tenant_id: uuid.UUID, kind: str) -> HttpResponse:
+    """A tenant's logo or favicon, public (portals show them to anyone), as the bytes it was
+    sniffed to be; 404 when the tenant has none."""
+    from .models import Branding
+
+    if kind not in ("logo", "favicon"):
+        raise Http404("No such image.")
+    branding = Branding.dangerously_unscoped.filter(tenant_id=tenant_id).first()
+    data = getattr(branding, kind, None) if branding is not None else None
+    content_type = getattr(branding, f"{kind}_type", "") if branding is not None else ""
+    if not data or content_type not in ("image/png", "image/jpeg"):
+        raise Http404("No such image.")
+    response = HttpResponse(bytes(data), content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    # The URL carries the branding's version (?v=), so a copy may be kept for long.
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

@@ -56,6 +56,9 @@ def server_env() -> dict[str, str]:
         **database_env(),
         "WEFT_OUTBOUND_ALLOWLIST": "127.0.0.0/8",
         "CELERY_BROKER_URL": broker_url(),
+        # The test settings (password hashers, e-mail kept in memory), so that a password
+        # hashed by a test is one the server can check.
+        "WEFT_TESTING": "1",
         "WEFT_SSE_PING_SECONDS": "1",
         "WEFT_UPLOAD_MAX_BYTES": str(UPLOAD_MAX_BYTES),
         "PYTHONUNBUFFERED": "1",

@@ -243,6 +243,7 @@ def endpoint(**handlers: Callable[..., Any]) -> Callable[..., Any]:
         return await serve(request, handler, kwargs, api_caller)
 
     exempt = csrf_exempt(view)  # bearer keys, never cookies: no CSRF to forge
+    exempt.handlers = handlers  # type: ignore[attr-defined]  # the portal serves them too
     # What the OpenAPI schema shows of it (requests never use this class).
     exempt.cls = describe(handlers)  # type: ignore[attr-defined]
     exempt.initkwargs = {}  # type: ignore[attr-defined]
