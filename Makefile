@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 DEPLOY_ENV = DEBUG=0 ALLOWED_HOSTS=weft.example.com WEFT_HTTPS=1 WEFT_SSL_REDIRECT=1 \
 	SECRET_KEY="$$($(VENV)/bin/python -c 'import secrets; print(secrets.token_urlsafe(64))')"
 
-.PHONY: run test lint uv
+.PHONY: run test lint messages uv
 
 run: $(VENV)/.synced
 	$(VENV)/bin/python manage.py up $(UP_ARGS)
@@ -32,6 +32,18 @@ lint: $(VENV)/.synced
 	echo "== check --deploy (production settings)"; \
 	$(DEPLOY_ENV) $(VENV)/bin/python manage.py check --deploy --fail-level WARNING || status=1; \
 	exit $$status
+
+# The portal's translations (locale/): gather its strings, then compile them after
+# translating (needs GNU gettext: apt-get install gettext). The compiled .mo files are kept in
+# git, so running Weft needs no gettext.
+PORTAL_ONLY = $(foreach d,.venv var tenants knowledge providers workflows config tests bench \
+	templates/admin templates/apps templates/workflows templates/knowledge templates/providers \
+	templates/tenants templates/registration apps/admin apps/api apps/dsl apps/pipeline \
+	apps/services apps/management apps/migrations apps/static,-i "$(d)/*") \
+	$(foreach f,$(wildcard apps/*.py),-i "$(f)")
+messages: $(VENV)/.synced
+	$(VENV)/bin/python manage.py makemessages -l zh_Hans $(PORTAL_ONLY)
+	cd locale && ../$(VENV)/bin/python ../manage.py compilemessages -l zh_Hans
 
 uv:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
