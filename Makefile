@@ -24,7 +24,7 @@ test: $(VENV)/.synced
 # Runs every check, then fails if any did.
 lint: $(VENV)/.synced
 	@status=0; \
-	echo "== ruff check"; $(VENV)/bin/ruff check . || status=1; \
+	echo "== ruff check"; $(VENV)/bin/ruff check --no-cache . || status=1; \
 	echo "== ruff format --check"; $(VENV)/bin/ruff format --check . || status=1; \
 	echo "== mypy"; $(VENV)/bin/mypy tenants config providers knowledge workflows apps || status=1; \
 	echo "== makemigrations --check"; \

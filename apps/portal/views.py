@@ -19,9 +19,9 @@ from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.views.decorators.clickjacking import xframe_options_exempt
-from tenants.branding import brand_context
 
 from tenants.aio import database
+from tenants.branding import brand_context
 from tenants.exceptions import Forbidden, NotFound, TenantSuspended
 from tenants.models import Tenant
 
