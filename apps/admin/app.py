@@ -24,6 +24,7 @@ from ..services.apps import app_create, app_delete, app_update
 from .base import logs_url, pretty
 from .forms import AppCreateForm, ConfigForm, FeaturesForm, settings_fieldsets
 from .keys import KeyPages
+from .site import SitePages
 from .transfer import TransferPages
 from .versions import VersionPages
 
@@ -36,7 +37,7 @@ def on_off(value: bool) -> str:
 
 
 @admin.register(App)
-class AppAdmin(VersionPages, TransferPages, KeyPages):
+class AppAdmin(VersionPages, TransferPages, KeyPages, SitePages):
     """Operators see apps, their settings, versions and keys; builders and up create,
     change, import, publish, roll back and delete them and issue their keys. Every write goes
     through apps.services (and tenants.services for keys), which the audit trail records."""
@@ -94,6 +95,7 @@ class AppAdmin(VersionPages, TransferPages, KeyPages):
         links = [
             (logs_url(app), "Logs"),
             (self.url("keys", app.pk), "API keys"),
+            (self.url("site", app.pk), "Portal"),
         ]
         if app.workflow_id:
             links.append(
@@ -240,5 +242,6 @@ class AppAdmin(VersionPages, TransferPages, KeyPages):
             *self.transfer_urls(),
             *self.version_urls(),
             *self.key_urls(),
+            *self.site_urls(),
             *super().get_urls(),
         ]

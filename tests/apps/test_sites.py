@@ -9,6 +9,7 @@ from apps.api.service.shapes import site_json
 from apps.models import App, Site
 from apps.services import sites as site_services
 from tenants.exceptions import InvalidInput
+from tenants.roles import Role
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +99,85 @@ def test_v1_site_is_difys_shape(tenant, site):
     assert shown["default_language"] == "zh-Hans" and shown["chat_color_theme"] == "#7A1F5C"
     assert shown["privacy_policy"] is None and shown["input_placeholder"] == "Ask about looms"
     assert "password" not in str(shown) and "code" not in shown
+
+
+# --- The console's portal page ----------------------------------------------------------------
+
+APPS = "/admin/apps/app/"
+
+
+def form_of(site: Site, **changes) -> dict:
+    data = {
+        "title": site.title,
+        "description": site.description,
+        "icon": site.icon,
+        "icon_background": site.icon_background,
+        "default_language": site.default_language,
+        "input_placeholder": site.input_placeholder,
+        "custom_disclaimer": site.custom_disclaimer,
+        "copyright": site.copyright,
+        "privacy_policy": site.privacy_policy,
+        "chat_color_theme": site.chat_color_theme,
+        "access_mode": site.access_mode,
+        "password": "",
+        "allowed_email_domains": "\n".join(site.allowed_email_domains),
+        "embed_origins": "\n".join(site.embed_origins),
+    }
+    if site.show_workflow_steps:
+        data["show_workflow_steps"] = "on"
+    data.update(changes)
+    return data
+
+
+def test_a_builder_sets_up_the_portal(console, make_member, tenant, site):
+    builder = console(make_member(tenant, Role.BUILDER), tenant)
+    url = f"{APPS}{site.app_id}/site/"
+    page = builder.get(url)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert f"/c/{site.code}/" in body and "data-weft-site" in body and "?embed=1" in body
+    saved = builder.post(
+        url,
+        form_of(
+            site,
+            title="Loom help",
+            access_mode="password",
+            password="warp-and-weft",
+            embed_origins="https://shop.example.com\nhttp://localhost:8080",
+        ),
+        follow=True,
+    )
+    assert "The portal site is saved." in saved.content.decode()
+    site.refresh_from_db()
+    assert site.title == "Loom help" and site.access_mode == Site.Access.PASSWORD
+    assert site.password_hash and site.embed_origins == [
+        "https://shop.example.com",
+        "http://localhost:8080",
+    ]
+    old = site.code
+    builder.post(f"{url}new-code/")
+    site.refresh_from_db()
+    assert site.code != old
+
+
+def test_bad_settings_are_shown_and_nothing_is_saved(console, make_member, tenant, site):
+    builder = console(make_member(tenant, Role.BUILDER), tenant)
+    url = f"{APPS}{site.app_id}/site/"
+    refused = builder.post(url, form_of(site, title="Changed", embed_origins="*"))
+    assert refused.status_code == 200
+    assert "is not an origin" in refused.content.decode()
+    site.refresh_from_db()
+    assert site.title == "Help desk" and site.embed_origins == []
+
+
+def test_operators_see_the_portal_page_but_cannot_change_it(console, make_member, tenant, site):
+    operator = console(make_member(tenant, Role.OPERATOR), tenant)
+    url = f"{APPS}{site.app_id}/site/"
+    assert operator.get(url).status_code == 200
+    assert operator.post(url, form_of(site, title="Mine")).status_code == 403
+    assert operator.post(f"{url}new-code/").status_code == 403
+
+
+def test_another_tenants_portal_page_is_not_found(console, make_member, other_tenant, site):
+    stranger = console(make_member(other_tenant, Role.OWNER), other_tenant)
+    assert stranger.get(f"{APPS}{site.app_id}/site/").status_code == 404
