@@ -9,6 +9,7 @@ primary colour too light for white text is reported (WCAG AA asks 4.5:1) without
 from __future__ import annotations
 
 import re
+from email.utils import formataddr, parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -179,3 +180,17 @@ def brand_context(tenant: Tenant | None) -> dict[str, Any]:
         "copyright": branding.copyright,
         "privacy_url": branding.privacy_url,
     }
+
+
+def sender(tenant: Tenant | None) -> str:
+    """The From of a tenant's e-mail: its sender name on Weft's address."""
+    name, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    if tenant is not None:
+        with tenant_context(tenant):
+            chosen = (
+                Branding.objects.filter(tenant=tenant)
+                .values_list("email_sender_name", flat=True)
+                .first()
+            )
+        name = chosen or name
+    return formataddr((name, address)) if name else address

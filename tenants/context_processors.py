@@ -1,8 +1,10 @@
-"""Template context for the console header: the active tenant and the tenant switcher."""
+"""Template context for the console header: the active tenant, the tenant switcher, and the
+tenant's branding (name, logo, favicon and colours) once it has one."""
 
 from __future__ import annotations
 
-from .models import Membership, Tenant
+from .branding import brand_context
+from .models import Branding, Membership, Tenant
 
 
 def console(request) -> dict:
@@ -20,4 +22,16 @@ def console(request) -> dict:
             .order_by("tenant__name")
         ]
 
-    return {"active_tenant": getattr(request, "tenant", None), "tenant_choices": choices}
+    tenant = getattr(request, "tenant", None)
+    return {
+        "active_tenant": tenant,
+        "tenant_choices": choices,
+        "console_brand": _saved_brand(tenant),
+    }
+
+
+def _saved_brand(tenant: Tenant | None) -> dict | None:
+    """The tenant's branding for its console, when it has set one (else Weft's look)."""
+    if tenant is None or not Branding.dangerously_unscoped.filter(tenant=tenant).exists():
+        return None
+    return brand_context(tenant)

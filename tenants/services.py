@@ -24,6 +24,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from . import keys
+from .branding import sender
 from .context import tenant_context
 from .exceptions import Conflict, Forbidden, InvalidInput, NotFound, WeftError
 from .models import ApiKey, Membership, Tenant, User
@@ -107,7 +108,7 @@ def _send_invitation(*, user_id: int, tenant_id, inviter: str) -> None:
         send_mail(
             subject=f"You have been invited to {tenant.name} on Weft",
             message=render_to_string("tenants/email/invitation.txt", context),
-            from_email=settings.DEFAULT_FROM_EMAIL,
+            from_email=sender(tenant),
             recipient_list=[user.email],
         )
     except (smtplib.SMTPException, OSError) as exc:

@@ -18,6 +18,7 @@ from django.core.mail import send_mail
 from django.core.validators import URLValidator
 from django.db import transaction
 
+from tenants.branding import sender
 from tenants.context import tenant_context
 from tenants.exceptions import InvalidInput, WeftError
 from tenants.models import Tenant
@@ -231,7 +232,7 @@ def email_code_send(*, site: Site, email: Any) -> None:
             f"Your code to open {site.title} is {code}.\n\n"
             "It works for ten minutes. If you did not ask for it, ignore this e-mail."
         ),
-        from_email=None,
+        from_email=sender(site.tenant),
         recipient_list=[address],
     )
 

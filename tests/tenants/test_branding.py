@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tenants import branding
 from tenants.exceptions import InvalidInput
 from tenants.models import Branding
+from tenants.roles import Role
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +89,76 @@ def test_brand_images_are_served_as_sniffed(client, tenant):
     assert client.get(f"/branding/{tenant.pk}/script").status_code == 404
     assert client.get("/branding/00000000-0000-0000-0000-000000000000/logo").status_code == 404
     assert client.post(f"/branding/{tenant.pk}/logo").status_code == 405
+
+
+# --- The console's Branding page, and the console in the tenant's colours -----------------------
+
+BRANDING = "/admin/branding/"
+
+
+def test_an_admin_brands_the_tenant_and_the_console_follows(console, make_member, tenant):
+    admin_client = console(make_member(tenant, Role.ADMIN), tenant)
+    assert admin_client.get(BRANDING).status_code == 200
+    logo = SimpleUploadedFile("logo.png", PNG, content_type="image/png")
+    saved = admin_client.post(
+        BRANDING,
+        {
+            "product_name": "Loomworks",
+            "primary_color": "#7a1f5c",
+            "accent_color": "#f5d90a",
+            "show_powered_by": "on",
+            "logo": logo,
+        },
+        follow=True,
+    )
+    text = saved.content.decode()
+    assert "The branding is saved." in text
+    assert "contrast of" in text  # the light accent is warned of
+    assert "Loomworks console" in text and "--header-bg: #7A1F5C" in text
+    assert f"/branding/{tenant.pk}/logo?v=" in text
+
+
+def test_a_bad_upload_is_refused_with_a_message(console, make_member, tenant):
+    admin_client = console(make_member(tenant, Role.ADMIN), tenant)
+    refused = admin_client.post(
+        BRANDING,
+        {
+            "product_name": "Loomworks",
+            "primary_color": "#7a1f5c",
+            "accent_color": "#0f766e",
+            "show_powered_by": "on",
+            "logo": SimpleUploadedFile(
+                "logo.png", b"<svg onload=alert(1)>", content_type="image/png"
+            ),
+        },
+    )
+    assert refused.status_code == 200
+    assert "must be a PNG or a JPEG" in refused.content.decode()
+    assert not Branding.dangerously_unscoped.filter(tenant=tenant).exists()
+
+
+def test_builders_see_the_branding_but_cannot_change_it(console, make_member, tenant):
+    builder = console(make_member(tenant, Role.BUILDER), tenant)
+    page = builder.get(BRANDING)
+    assert page.status_code == 200 and "weft-branding-form" not in page.content.decode()
+    assert (
+        builder.post(
+            BRANDING,
+            {"product_name": "Mine", "primary_color": "#000000", "accent_color": "#000000"},
+        ).status_code
+        == 403
+    )
+
+
+def test_each_tenant_sees_its_own_branding(console, make_member, tenant, other_tenant):
+    branding.branding_update(tenant=tenant, product_name="Loomworks")
+    other = console(make_member(other_tenant, Role.OWNER), other_tenant)
+    text = other.get(BRANDING).content.decode()
+    assert "Loomworks" not in text and other_tenant.name in text
+
+
+def test_mail_goes_out_under_the_tenants_sender_name(tenant, settings):
+    settings.DEFAULT_FROM_EMAIL = "Weft <weft@example.com>"
+    assert branding.sender(tenant) == "Weft <weft@example.com>"
+    branding.branding_update(tenant=tenant, email_sender_name="Loomworks Support")
+    assert branding.sender(tenant) == "Loomworks Support <weft@example.com>"
