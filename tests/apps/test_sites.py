@@ -181,3 +181,59 @@ def test_operators_see_the_portal_page_but_cannot_change_it(console, make_member
 def test_another_tenants_portal_page_is_not_found(console, make_member, other_tenant, site):
     stranger = console(make_member(other_tenant, Role.OWNER), other_tenant)
     assert stranger.get(f"{APPS}{site.app_id}/site/").status_code == 404
+
+
+# --- Management API ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api_as(tenant):
+    """api_as(role, tenant=tenant) -> a DRF client with a `wk-` key of that role."""
+    from rest_framework.test import APIClient
+
+    from tests.factories import api_key
+
+    def make(role, of=None):
+        client = APIClient()
+        raw = api_key(of or tenant, kind="management", role=role)[1]
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client
+
+    return make
+
+
+def test_the_site_over_the_management_api(api_as, site):
+    builder = api_as(Role.BUILDER)
+    url = f"/api/apps/{site.app_id}/site/"
+    shown = builder.get(url).json()
+    assert shown["portal_path"] == f"/c/{site.code}/" and shown["has_password"] is False
+    changed = builder.patch(
+        url,
+        {
+            "access_mode": "password",
+            "password": "warp-and-weft",
+            "embed_origins": ["https://a.example"],
+        },
+        format="json",
+    )
+    assert changed.status_code == 200, changed.content
+    body = changed.json()
+    assert body["access_mode"] == "password" and body["has_password"] is True
+    assert "password" not in body and "password_hash" not in body
+    refused = builder.patch(url, {"title": "New", "embed_origins": ["*"]}, format="json")
+    assert refused.status_code == 400 and refused.json()["code"] == "invalid_param"
+    site.refresh_from_db()
+    assert site.title == "Help desk"
+    old = site.code
+    assert builder.post(f"{url}new-code/").json()["code"] != old
+
+
+def test_the_site_api_needs_its_permissions_and_its_tenant(api_as, site, other_tenant):
+    url = f"/api/apps/{site.app_id}/site/"
+    operator = api_as(Role.OPERATOR)
+    assert operator.get(url).status_code == 200
+    assert operator.patch(url, {"title": "Mine"}, format="json").status_code == 403
+    assert operator.post(f"{url}new-code/").status_code == 403
+    stranger = api_as(Role.OWNER, other_tenant)
+    assert stranger.get(url).status_code == 404
+    assert stranger.patch(url, {"title": "Mine"}, format="json").status_code == 404

@@ -22,6 +22,7 @@ from ...models import (
     Message,
     MessageAgentThought,
     MessageFeedback,
+    Site,
 )
 from .selectors import AppDiff
 
@@ -440,3 +441,68 @@ class RatingIn(serializers.Serializer):
         if value is not None and value not in MessageFeedback.Rating.values:
             raise serializers.ValidationError("use like, dislike or null.")
         return value
+
+
+class SiteOut(serializers.ModelSerializer):
+    """An app's portal site; the password never, only whether there is one."""
+
+    has_password = serializers.SerializerMethodField()
+    portal_path = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Site
+        fields = [
+            "code",
+            "portal_path",
+            "title",
+            "icon_type",
+            "icon",
+            "icon_background",
+            "description",
+            "copyright",
+            "privacy_policy",
+            "custom_disclaimer",
+            "input_placeholder",
+            "default_language",
+            "show_workflow_steps",
+            "use_icon_as_answer_icon",
+            "chat_color_theme",
+            "chat_color_theme_inverted",
+            "prompt_public",
+            "access_mode",
+            "has_password",
+            "allowed_email_domains",
+            "embed_origins",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_has_password(self, site: Site) -> bool:
+        return bool(site.password_hash)
+
+    def get_portal_path(self, site: Site) -> str:
+        return f"/c/{site.code}/"
+
+
+class SiteIn(serializers.Serializer):
+    """Site settings to change (any of them; `password` is written, never read)."""
+
+    title = serializers.CharField(required=False, allow_blank=True)
+    icon_type = serializers.CharField(required=False, allow_blank=True)
+    icon = serializers.CharField(required=False, allow_blank=True)
+    icon_background = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+    copyright = serializers.CharField(required=False, allow_blank=True)
+    privacy_policy = serializers.CharField(required=False, allow_blank=True)
+    custom_disclaimer = serializers.CharField(required=False, allow_blank=True)
+    input_placeholder = serializers.CharField(required=False, allow_blank=True)
+    default_language = serializers.CharField(required=False)
+    show_workflow_steps = serializers.BooleanField(required=False)
+    use_icon_as_answer_icon = serializers.BooleanField(required=False)
+    chat_color_theme = serializers.CharField(required=False, allow_blank=True)
+    chat_color_theme_inverted = serializers.BooleanField(required=False)
+    prompt_public = serializers.BooleanField(required=False)
+    access_mode = serializers.CharField(required=False)
+    password = serializers.CharField(required=False, write_only=True, trim_whitespace=False)
+    allowed_email_domains = serializers.ListField(child=serializers.CharField(), required=False)
+    embed_origins = serializers.ListField(child=serializers.CharField(), required=False)

@@ -45,6 +45,8 @@ urlpatterns = [
     ),
     re_path(rf"{APP}/publish/?$", apps({"post": "publish"}), name="app-publish"),
     re_path(rf"{APP}/export/?$", apps({"get": "export"}), name="app-export"),
+    re_path(rf"{APP}/site/?$", apps({"get": "site", "patch": "site_update"}), name="app-site"),
+    re_path(rf"{APP}/site/new-code/?$", apps({"post": "site_code"}), name="app-site-code"),
     re_path(rf"{OF_APP}/versions/?$", versions({"get": "list"}), name="app-versions"),
     re_path(rf"{VERSION}/?$", versions({"get": "retrieve"}), name="app-version"),
     re_path(rf"{VERSION}/diff/?$", versions({"get": "diff"}), name="app-version-diff"),

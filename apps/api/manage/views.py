@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
@@ -28,6 +29,7 @@ from workflows.api.base import (
 from ...dsl import app_export, app_import
 from ...models import App
 from ...permissions import can_app
+from ...services import sites as site_services
 from ...services.apps import app_create, app_delete, app_publish, app_update
 from . import selectors
 from . import serializers as s
@@ -54,6 +56,9 @@ class AppViewSet(ExportsDsl, mixins.ListModelMixin, AppScopedViewSet):
         "import_dsl": "manage",
         "export": "view",
         "publish": "manage",
+        "site": "view",
+        "site_update": "manage",
+        "site_code": "manage",
     }
 
     def get_queryset(self):
@@ -207,3 +212,34 @@ class AppViewSet(ExportsDsl, mixins.ListModelMixin, AppScopedViewSet):
         version = selectors.version_named_in(app, number, param="version") if number else None
         text = app_export(app, version=version, include_secrets=include_secrets)
         return dsl_file(text, app.name, number)
+
+    @extend_schema(responses=s.SiteOut)
+    def site(self, request, pk=None):
+        """The app's portal site (its address, look and access; never its password)."""
+        return Response(s.SiteOut(self.app().site).data)
+
+    @extend_schema(request=s.SiteIn, responses=s.SiteOut)
+    def site_update(self, request, pk=None):
+        """Change the portal site: any of its settings, and `password` (kept hashed; set it
+        before or with `access_mode: "password"`). Nothing is written when a value is
+        refused."""
+        app = self.app()
+        data = s.SiteIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        password = values.pop("password", None)
+        with transaction.atomic():
+            if password is not None:
+                site_services.site_set_password(
+                    tenant=self.tenant, site=app.site, password=password
+                )
+            site_services.site_update(tenant=self.tenant, site=app.site, **values)
+        return Response(s.SiteOut(app.site).data)
+
+    @extend_schema(request=None, responses=s.SiteOut)
+    def site_code(self, request, pk=None):
+        """A new address for the portal: the old link, and its visitors' passports, stop
+        working."""
+        app = self.app()
+        site_services.site_regenerate_code(tenant=self.tenant, site=app.site)
+        return Response(s.SiteOut(app.site).data)
