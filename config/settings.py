@@ -396,3 +396,5 @@ WEFT_TOOLS_HTTP_TIMEOUT = float(os.environ.get("WEFT_TOOLS_HTTP_TIMEOUT", "20"))
 
 # --- Branding: the largest logo or favicon a tenant may upload (bytes).
 WEFT_BRAND_IMAGE_MAX_BYTES = int(os.environ.get("WEFT_BRAND_IMAGE_MAX_BYTES", str(512 << 10)))
+# The longest custom CSS a tenant may give its portals (bytes).
+WEFT_BRAND_CSS_MAX_BYTES = int(os.environ.get("WEFT_BRAND_CSS_MAX_BYTES", str(20 << 10)))

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from .context import tenant_context
+from .css import clean_css
 from .exceptions import InvalidInput
 from .models import Branding, Tenant
 
@@ -100,9 +101,11 @@ def _image(name: str, value: Any) -> tuple[bytes, str] | None:
 
 def branding_update(*, tenant: Tenant, actor: Any = None, **fields: Any) -> list[str]:
     """Change the tenant's branding (every value checked before any is written); images as
-    bytes (None removes one). The warnings the change deserves (contrast)."""
+    bytes (None removes one). The warnings the change deserves: what was taken out of the
+    custom CSS, and colours white text reads badly on."""
     branding = branding_for(tenant)
     values: dict[str, Any] = {}
+    removed: list[str] = []
     for name, value in fields.items():
         if name in TEXT_FIELDS:
             if not isinstance(value, str) or len(value.strip()) > TEXT_FIELDS[name]:
@@ -129,6 +132,15 @@ def branding_update(*, tenant: Tenant, actor: Any = None, **fields: Any) -> list
                     "show_powered_by: your plan does not allow hiding “Powered by Weft”."
                 )
             values[name] = value
+        elif name == "custom_css":
+            if not isinstance(value, str):
+                raise InvalidInput("custom_css: must be text.")
+            if len(value.encode()) > settings.WEFT_BRAND_CSS_MAX_BYTES:
+                limit = settings.WEFT_BRAND_CSS_MAX_BYTES // 1024
+                raise InvalidInput(f"custom_css: at most {limit} KB.")
+            cleaned = clean_css(value)
+            values[name] = cleaned.css
+            removed += [f"Removed from the custom CSS: {part}." for part in cleaned.removed]
         elif name in ("logo", "favicon"):
             image = _image(name, value)
             values[name], values[f"{name}_type"] = image if image else (None, "")
@@ -138,7 +150,7 @@ def branding_update(*, tenant: Tenant, actor: Any = None, **fields: Any) -> list
         for name, value in values.items():
             setattr(branding, name, value)
         branding.save()
-    return contrast_warnings(branding.primary_color, branding.accent_color)
+    return removed + contrast_warnings(branding.primary_color, branding.accent_color)
 
 
 def _asset_url(branding: Branding, kind: str) -> str:
@@ -174,7 +186,7 @@ def brand_context(tenant: Tenant | None) -> dict[str, Any]:
         "on_primary": text_on(primary),
         "logo_url": _asset_url(branding, "logo") if branding.logo_type else "",
         "favicon_url": _asset_url(branding, "favicon") if branding.favicon_type else "",
-        "css": "",
+        "css": clean_css(branding.custom_css).css if branding.custom_css else "",
         "show_powered_by": branding.show_powered_by or not may_hide_powered_by(tenant),
         "footer_text": branding.footer_text,
         "copyright": branding.copyright,

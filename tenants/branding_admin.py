@@ -34,6 +34,13 @@ class BrandingForm(forms.Form):
     favicon = forms.FileField(required=False, help_text="PNG or JPEG.")
     remove_favicon = forms.BooleanField(required=False)
     show_powered_by = forms.BooleanField(required=False, label="Show “Powered by Weft”")
+    custom_css = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
+        required=False,
+        label="Custom CSS",
+        help_text="For the portals only. Imports, scripts and URLs other than https: are "
+        "taken out.",
+    )
     footer_text = forms.CharField(max_length=200, required=False)
     copyright = forms.CharField(max_length=200, required=False)
     privacy_url = forms.CharField(max_length=500, required=False, label="Privacy policy link")
@@ -48,6 +55,7 @@ class BrandingForm(forms.Form):
                 "primary_color",
                 "accent_color",
                 "show_powered_by",
+                "custom_css",
                 "footer_text",
                 "copyright",
                 "privacy_url",
@@ -86,6 +94,7 @@ def branding_view(request: HttpRequest) -> TemplateResponse | HttpResponseRedire
             "primary_color",
             "accent_color",
             "show_powered_by",
+            "custom_css",
             "footer_text",
             "copyright",
             "privacy_url",

@@ -298,6 +298,8 @@ class Branding(TenantOwned):
     favicon = models.BinaryField(null=True, blank=True, editable=False)
     favicon_type = models.CharField(max_length=32, blank=True, editable=False)
     show_powered_by = models.BooleanField(default=True)
+    # Kept as cleaned by tenants.css (and cleaned again when a page uses it).
+    custom_css = models.TextField(blank=True)
     footer_text = models.CharField(max_length=200, blank=True)
     copyright = models.CharField(max_length=200, blank=True)
     privacy_url = models.URLField(max_length=500, blank=True)

@@ -162,3 +162,67 @@ def test_mail_goes_out_under_the_tenants_sender_name(tenant, settings):
     assert branding.sender(tenant) == "Weft <weft@example.com>"
     branding.branding_update(tenant=tenant, email_sender_name="Loomworks Support")
     assert branding.sender(tenant) == "Loomworks Support <weft@example.com>"
+
+
+# --- Custom CSS ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("css", "gone"),
+    [
+        ("@import url(https://evil.example/x.css);", "@import"),
+        (".a { background: url(javascript:alert(1)) }", "javascript"),
+        (".a { width: expression(alert(1)) }", "expression"),
+        (".a { behavior: url(x.htc) }", "behavior"),
+        (".a { -moz-binding: url(https://x.example/b.xml#x) }", "binding"),
+        (".a { background: url(http://plain.example/x.png) }", "http://plain"),
+        (".a { background: url(data:text/html,<script>alert(1)</script>) }", "data:text"),
+    ],
+)
+def test_custom_css_loses_what_could_load_or_run_something(tenant, css, gone):
+    warnings = branding.branding_update(tenant=tenant, custom_css=css + " .kept { color: red }")
+    kept = branding.brand_context(tenant)["css"]
+    assert gone not in kept.lower()
+    assert ".kept { color: red; }" in kept
+    assert any(w.startswith("Removed from the custom CSS") for w in warnings)
+
+
+def test_custom_css_cannot_close_its_style_element(tenant):
+    branding.branding_update(
+        tenant=tenant, custom_css='.a::after { content: "</style><script>alert(1)</script>" }'
+    )
+    css = branding.brand_context(tenant)["css"]
+    assert "<" not in css and "\\3c /style>" in css
+
+
+def test_good_css_is_kept(tenant):
+    good = (
+        "@media (max-width: 600px) { .weft-header { padding: 2px; } }\n"
+        "@font-face { font-family: Brand; src: url(https://fonts.example/brand.woff2); }\n"
+        ".weft-header { font-family: Brand, sans-serif; background-image: "
+        "url(data:image/png;base64,AAAA); }"
+    )
+    assert branding.branding_update(tenant=tenant, custom_css=good) == []
+    css = branding.brand_context(tenant)["css"]
+    assert "@media (max-width: 600px)" in css and "fonts.example/brand.woff2" in css
+    assert "data:image/png;base64,AAAA" in css
+
+
+def test_custom_css_is_capped(tenant, settings):
+    settings.WEFT_BRAND_CSS_MAX_BYTES = 100
+    with pytest.raises(InvalidInput, match="at most"):
+        branding.branding_update(tenant=tenant, custom_css=".a { color: red } " * 20)
+
+
+def test_the_portal_uses_the_cleaned_css(client, tenant):
+    from apps.models import App
+    from apps.services.apps import app_create
+
+    app = app_create(tenant=tenant, name="Styled", mode=App.Mode.CHAT)
+    branding.branding_update(tenant=tenant, custom_css=".weft-header { letter-spacing: 1px }")
+    # A row written around the service is cleaned again on the way out.
+    Branding.dangerously_unscoped.filter(tenant=tenant).update(
+        custom_css="@import url(https://evil.example/x.css); .x { color: blue }"
+    )
+    body = client.get(f"/c/{app.site.code}/").content.decode()
+    assert "evil.example" not in body and ".x { color: blue; }" in body
