@@ -1,7 +1,8 @@
 """A tenant's branding: reading it for pages (`brand_context`), changing it
 (`branding_update`), and the colour arithmetic that keeps its text readable.
 
-Images are sniffed by their bytes, never trusted by name: PNG and JPEG are kept. Colours are
+Images are sniffed by their bytes, never trusted by name: PNG and JPEG are kept, and SVG
+is rebuilt from a whitelist (tenants.svg). Colours are
 `#rrggbb`; text on the primary colour is white or near-black, whichever contrasts more, and a
 primary colour too light for white text is reported (WCAG AA asks 4.5:1) without refusing it.
 """
@@ -21,6 +22,7 @@ from .context import tenant_context
 from .css import clean_css
 from .exceptions import InvalidInput
 from .models import Branding, Tenant
+from .svg import clean_svg
 
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 WHITE = "#FFFFFF"
@@ -67,13 +69,23 @@ def contrast_warnings(primary: str, accent: str) -> list[str]:
     return found
 
 
+SVG_START = re.compile(
+    rb"^(\xef\xbb\xbf)?\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*"
+    rb"(<!DOCTYPE[^\[>]*(\[.*?\])?\s*>\s*)?(<!--.*?-->\s*)*<svg",
+    re.S,
+)
+
+
 def sniff_image(data: bytes) -> str:
-    """The MIME type of a PNG or JPEG by its first bytes; InvalidInput for anything else."""
+    """The MIME type of a PNG, JPEG or SVG image by its content; InvalidInput for anything
+    else."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
     if data.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
-    raise InvalidInput("The image must be a PNG or a JPEG file.")
+    if SVG_START.match(data[:4096]):
+        return "image/svg+xml"
+    raise InvalidInput("The image must be a PNG, a JPEG or an SVG file.")
 
 
 def may_hide_powered_by(tenant: Tenant) -> bool:
@@ -96,7 +108,8 @@ def _image(name: str, value: Any) -> tuple[bytes, str] | None:
     if len(value) > settings.WEFT_BRAND_IMAGE_MAX_BYTES:
         limit = settings.WEFT_BRAND_IMAGE_MAX_BYTES // 1024
         raise InvalidInput(f"{name}: the image is larger than {limit} KB.")
-    return bytes(value), sniff_image(bytes(value))
+    kind = sniff_image(bytes(value))
+    return (clean_svg(bytes(value)) if kind == "image/svg+xml" else bytes(value)), kind
 
 
 def branding_update(*, tenant: Tenant, actor: Any = None, **fields: Any) -> list[str]:

@@ -29,9 +29,9 @@ class BrandingForm(forms.Form):
     )
     primary_color = forms.CharField(max_length=7, widget=ColourInput, label="Primary colour")
     accent_color = forms.CharField(max_length=7, widget=ColourInput, label="Accent colour")
-    logo = forms.FileField(required=False, help_text="PNG or JPEG.")
+    logo = forms.FileField(required=False, help_text="PNG, JPEG or SVG.")
     remove_logo = forms.BooleanField(required=False)
-    favicon = forms.FileField(required=False, help_text="PNG or JPEG.")
+    favicon = forms.FileField(required=False, help_text="PNG, JPEG or SVG.")
     remove_favicon = forms.BooleanField(required=False)
     show_powered_by = forms.BooleanField(required=False, label="Show “Powered by Weft”")
     custom_css = forms.CharField(

@@ -63,11 +63,12 @@ def brand_asset(request: HttpRequest, tenant_id: uuid.UUID, kind: str) -> HttpRe
     branding = Branding.dangerously_unscoped.filter(tenant_id=tenant_id).first()
     data = getattr(branding, kind, None) if branding is not None else None
     content_type = getattr(branding, f"{kind}_type", "") if branding is not None else ""
-    if not data or content_type not in ("image/png", "image/jpeg"):
+    if not data or content_type not in ("image/png", "image/jpeg", "image/svg+xml"):
         raise Http404("No such image.")
     response = HttpResponse(bytes(data), content_type=content_type)
     response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    # Opened on its own, an SVG is a document: it may draw, never run or fetch anything.
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
     # The URL carries the branding's version (?v=), so a copy may be kept for long.
     response["Cache-Control"] = "public, max-age=86400"
     return response

@@ -39,8 +39,9 @@ def test_a_light_primary_colour_is_warned_of_not_refused(tenant):
         ({"primary_color": "red"}, "colour"),
         ({"privacy_url": "javascript:alert(1)"}, "http"),
         ({"product_name": "x" * 81}, "at most 80"),
-        ({"logo": b"GIF89a...."}, "PNG or a JPEG"),
-        ({"logo": b"<svg onload=alert(1)></svg>"}, "PNG or a JPEG"),
+        ({"logo": b"GIF89a...."}, "PNG, a JPEG or an SVG"),
+        ({"logo": b"<svg onload=alert(1)></svg>"}, "does not parse"),
+        ({"logo": b"<html><script>alert(1)</script></html>"}, "PNG, a JPEG or an SVG"),
         ({"logo": "not bytes"}, "bytes"),
         ({"show_powered_by": False}, "does not allow"),
         ({"custom": "x"}, "not a branding setting"),
@@ -133,7 +134,7 @@ def test_a_bad_upload_is_refused_with_a_message(console, make_member, tenant):
         },
     )
     assert refused.status_code == 200
-    assert "must be a PNG or a JPEG" in refused.content.decode()
+    assert "The SVG file does not parse" in refused.content.decode()
     assert not Branding.dangerously_unscoped.filter(tenant=tenant).exists()
 
 
@@ -226,3 +227,35 @@ def test_the_portal_uses_the_cleaned_css(client, tenant):
     )
     body = client.get(f"/c/{app.site.code}/").content.decode()
     assert "evil.example" not in body and ".x { color: blue; }" in body
+
+
+SVG = b"""<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+     onload="alert(1)" viewBox="0 0 10 10"><script>alert(1)</script>
+<foreignObject><div xmlns="http://www.w3.org/1999/xhtml">x</div></foreignObject>
+<a href="javascript:alert(1)"><rect width="1" height="1"/></a>
+<use xlink:href="https://evil.example/x.svg#a"/><use href="#mark"/><text>&xxe;</text>
+<style>@import url(https://evil.example/x.css);</style>
+<circle id="mark" r="4" fill="#155EEF" onclick="alert(2)" style="fill:url(https://x.example)"/></svg>"""
+
+
+def test_an_svg_logo_keeps_its_drawing_and_loses_the_rest(client, tenant):
+    branding.branding_update(tenant=tenant, logo=SVG)
+    response = client.get(f"/branding/{tenant.pk}/logo")
+    assert response["Content-Type"] == "image/svg+xml"
+    assert "sandbox" in response["Content-Security-Policy"]
+    svg = response.content.decode()
+    assert '<circle id="mark" r="4" fill="#155EEF"/>' in svg and '<use href="#mark"/>' in svg
+    for gone in (
+        "script",
+        "onload",
+        "onclick",
+        "foreignObject",
+        "javascript",
+        "evil.example",
+        "passwd",
+        "ENTITY",
+        "@import",
+        "url(",
+    ):
+        assert gone not in svg, gone
