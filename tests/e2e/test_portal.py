@@ -308,3 +308,69 @@ def test_the_page_follows_the_browser_language(browser, daphne_server, chat):
     assert zh.locator("#weft-send").inner_text() == "发送"
     assert re.search(r'lang="zh-Hans"', zh.content())
     context.close()
+
+
+def test_on_a_phone_with_the_keyboard_alone(browser, shot, daphne_server, chat, fake):
+    fake.latency_per_token = 0.2
+    fake.script(" ".join(f"w{i}" for i in range(40)), times=1)
+    context = browser.new_context(viewport={"width": 390, "height": 780}, is_mobile=True)
+    phone = context.new_page()
+    phone.goto(site_url(daphne_server, chat))
+    phone.wait_for_selector(".weft-opening")
+    assert not phone.locator("#weft-sidebar").evaluate(
+        "n => n.getBoundingClientRect().right > 0"
+    ), "the conversation list is tucked away on a phone"
+    shot(phone, "1-phone")
+    # Keyboard only: the message box has the focus; Enter sends, Escape stops.
+    assert phone.evaluate("() => document.activeElement.id") == "weft-query"
+    phone.keyboard.type("Count to forty")
+    phone.keyboard.press("Enter")
+    phone.wait_for_function("() => /w2/.test(document.querySelector('#weft-messages').innerText)")
+    phone.keyboard.press("Escape")
+    phone.wait_for_selector("#weft-send:not([hidden])")
+    assert "w39" not in phone.locator("#weft-messages").inner_text()
+    fake.latency_per_token = 0
+    phone.keyboard.type("And now?")
+    phone.keyboard.press("Enter")
+    phone.wait_for_selector("text=You said: And now?")  # the fake echoes an unscripted ask
+    # The menu opens the list and moves the focus into it.
+    phone.click("#weft-menu")
+    phone.wait_for_function(
+        "() => document.querySelector('#weft-sidebar').getBoundingClientRect().left >= 0"
+    )
+    assert phone.evaluate("() => document.activeElement.id") == "weft-new-chat"
+    shot(phone, "2-phone-conversations")
+    context.close()
+
+
+def test_files_upload_when_allowed_and_a_too_large_one_is_refused(
+    page, shot, daphne_server, tenant, make_app, fake, tmp_path
+):
+    app = configure(
+        make_app(tenant, App.Mode.CHAT, name="Takes files"),
+        file_upload={
+            "enabled": True,
+            "allowed_file_types": ["document"],
+            "allowed_file_upload_methods": ["local_file"],
+            "number_limits": 2,
+        },
+    )
+    small = tmp_path / "notes.txt"
+    small.write_text("The warp runs lengthwise.")
+    large = tmp_path / "huge.txt"
+    large.write_bytes(b"x" * (live.UPLOAD_MAX_BYTES + 1))
+    fake.script("Read it.", times=1)
+    page.goto(site_url(daphne_server, app))
+    page.wait_for_selector("#weft-attach:not([hidden])")
+    page.set_input_files("#weft-file-input", str(large))
+    page.wait_for_selector("#weft-toast:not([hidden])")
+    assert "larger than" in page.locator("#weft-toast").inner_text()
+    shot(page, "1-too-large")
+    page.set_input_files("#weft-file-input", str(small))
+    page.wait_for_selector(".weft-chip:not(.is-busy)")
+    page.fill("#weft-query", "What does the file say?")
+    page.click("#weft-send")
+    page.wait_for_selector("text=Read it.")
+    shot(page, "2-sent-with-a-file")
+    message = Message.dangerously_unscoped.get(app=app)
+    assert len(message.files) == 1

@@ -633,7 +633,7 @@
       box.value = "";
       attachments.clear();
       busy(true);
-      task = { id: null, view: view };
+      task = { id: null, view: view, first: !conversationId };
       var current = task;
       Stream.run("chat-messages", {
         inputs: inputs, query: query, conversation_id: conversationId, files: files,
@@ -687,6 +687,8 @@
       draw(view);
       showActions(view);
       loadConversations();
+      // A new conversation is named by the model just after its first answer.
+      if (current.first) setTimeout(loadConversations, 2500);
       if (view.id && params.suggested_questions_after_answer &&
           params.suggested_questions_after_answer.enabled) {
         request("GET", "messages/" + view.id + "/suggested").then(function (data) {
