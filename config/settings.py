@@ -398,3 +398,8 @@ WEFT_TOOLS_HTTP_TIMEOUT = float(os.environ.get("WEFT_TOOLS_HTTP_TIMEOUT", "20"))
 WEFT_BRAND_IMAGE_MAX_BYTES = int(os.environ.get("WEFT_BRAND_IMAGE_MAX_BYTES", str(512 << 10)))
 # The longest custom CSS a tenant may give its portals (bytes).
 WEFT_BRAND_CSS_MAX_BYTES = int(os.environ.get("WEFT_BRAND_CSS_MAX_BYTES", str(20 << 10)))
+
+# --- Custom domains: the name servers that verify their TXT records ("ip[:port],…"; empty:
+# the system's resolver), and how long one lookup may take (seconds).
+WEFT_DNS_NAMESERVERS = os.environ.get("WEFT_DNS_NAMESERVERS", "")
+WEFT_DNS_TIMEOUT = float(os.environ.get("WEFT_DNS_TIMEOUT", "5"))

@@ -51,13 +51,15 @@ class WeftAdminSite(admin.AdminSite):
 
     def get_urls(self):
         from . import two_factor, views
-        from .branding_admin import branding_view
+        from .branding_admin import branding_view, domains_view
 
         extra = [
             # Not admin_view: a user must be able to leave a tenant whose console is closed
             # to them (too low a role, or 2FA owed there) for one where it is open.
             path("switch-tenant/", views.switch_tenant, name="switch_tenant"),
             path("branding/", self.admin_view(branding_view), name="tenant_branding"),
+            path("domains/", self.admin_view(domains_view), name="tenant_domains"),
+            path("domains/<str:action>/", self.admin_view(domains_view), name="tenant_domain_act"),
             *two_factor.urlpatterns(self),
         ]
         return extra + super().get_urls()

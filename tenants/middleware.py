@@ -1,4 +1,5 @@
-"""Request middleware: known hosts only, and the console's active tenant and actor.
+"""Request middleware: known hosts only (the platform's, and tenants' verified custom domains
+for their portals), and the console's active tenant and actor.
 
 Both run natively on sync and async requests. The console middleware does its database work
 only for console and management-API paths; the Service API (`/v1/`) sets its tenant from the
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.request import split_domain_port, validate_host
 from django.shortcuts import render
 
 from . import audit
 from .api.errors import error_response, is_api_path
 from .context import reset_current_tenant, set_current_tenant
+from .domains import verified_domain
 from .exceptions import TenantSuspended
 from .http import ConsoleRequest
 from .middleware_base import HybridMiddleware
@@ -32,24 +34,50 @@ def _host_allowed(host: str) -> bool:
     return bool(domain) and validate_host(domain, settings.WEFT_ALLOWED_HOSTS)
 
 
-class HostMiddleware(HybridMiddleware):
-    """Answer 404 for a Host header Weft does not serve (Django alone would answer 400)."""
+# What a tenant's own domain serves: its portals and what they load, nothing of the console
+# or the APIs.
+CUSTOM_DOMAIN_PREFIXES = ("/c/", "/static/", "/branding/", "/healthz")
 
-    def _reject(self, request: HttpRequest) -> HttpResponse | None:
-        host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
-        if _host_allowed(host):
-            return None
+
+class HostMiddleware(HybridMiddleware):
+    """Answer 404 for a Host header Weft does not serve (Django alone would answer 400). A
+    tenant's verified custom domain is served too, its portals only (`request.custom_domain`
+    tells the portal which tenant's and which site's)."""
+
+    def _refuse(self, request: HttpRequest) -> HttpResponse:
         if is_api_path(request.path):
             return error_response("not_found", "Unknown host.", 404)
         return HttpResponse("Not found.", status=404, content_type="text/plain")
 
+    def _reject(self, request: HttpRequest) -> HttpResponse | None:
+        """None for a platform host; else the custom domain's answer (sync: it reads the
+        custom domains)."""
+        host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
+        domain = verified_domain(host)
+        if domain is None:
+            return self._refuse(request)
+        request.custom_domain = domain  # type: ignore[attr-defined]
+        if request.path == "/" and domain.site is not None:
+            return HttpResponseRedirect(f"/c/{domain.site.code}/")
+        if not request.path.startswith(CUSTOM_DOMAIN_PREFIXES):
+            return self._refuse(request)
+        return None
+
+    @staticmethod
+    def _platform_host(request: HttpRequest) -> bool:
+        return _host_allowed(request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", ""))
+
     def __call__(self, request):
         if iscoroutinefunction(self):
             return self.__acall__(request)
+        if self._platform_host(request):
+            return self.get_response(request)
         return self._reject(request) or self.get_response(request)
 
     async def __acall__(self, request):
-        return self._reject(request) or await self.get_response(request)
+        if self._platform_host(request):
+            return await self.get_response(request)
+        return await sync_to_async(self._reject)(request) or await self.get_response(request)
 
 
 def active_tenant(request: HttpRequest, user) -> tuple[Tenant | None, Principal]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 import zoneinfo
 from typing import ClassVar
@@ -311,3 +312,26 @@ class Branding(TenantOwned):
 
     def __str__(self) -> str:
         return self.product_name or "Branding"
+
+
+def new_domain_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class CustomDomain(TenantOwned):
+    """A domain of the tenant's own serving its portals: all its sites (under /c/<code>/),
+    or one site at its root. It answers only once verified: the tenant puts
+    `weft-verify=<token>` in a TXT record at `_weft-verify.<domain>` (tenants.domains)."""
+
+    domain = models.CharField(max_length=253, unique=True)
+    site = models.ForeignKey(
+        "apps.Site", on_delete=models.CASCADE, null=True, blank=True, related_name="domains"
+    )
+    verification_token = models.CharField(max_length=64, default=new_domain_token)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.domain

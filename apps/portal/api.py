@@ -54,9 +54,18 @@ SERVED = {
 }
 
 
-def find_site(code: str) -> Site:
-    """The open site with this code, with what a request reads of its app; 404 otherwise
-    (a disabled site or suspended tenant answers as the page does: closed)."""
+def on_this_host(site: Site, domain: Any) -> bool:
+    """Whether a custom domain (None: a platform host) serves this site: its tenant's,
+    and its own when the domain is one site's."""
+    if domain is None:
+        return True
+    return domain.tenant_id == site.tenant_id and domain.site_id in (None, site.pk)
+
+
+def find_site(code: str, domain: Any = None) -> Site:
+    """The open site with this code, with what a request reads of its app; 404 otherwise,
+    and for another tenant's site on a tenant's domain (a disabled site or suspended tenant
+    answers as the page does: closed)."""
     if not isinstance(code, str) or not code or len(code) > 64:
         raise NotFound("No such site.")
     site = (
@@ -66,7 +75,7 @@ def find_site(code: str) -> Site:
         .filter(code=code)
         .first()
     )
-    if site is None:
+    if site is None or not on_this_host(site, domain):
         raise NotFound("No such site.")
     if not site.tenant.is_active:
         raise TenantSuspended()
@@ -95,7 +104,7 @@ async def portal_caller(request: HttpRequest, handler: Any, kwargs: dict[str, An
     """The visitor whose passport the request carries, on the site its URL names."""
     code = kwargs.pop("code")
     await _per_ip(request)
-    site = await database(find_site)(code)
+    site = await database(find_site)(code, getattr(request, "custom_domain", None))
     token = keys.bearer_token(request.headers.get("Authorization", "") or "")
     if not token:
         raise Unauthorized("Sign in to this site first.", code="passport_required")
@@ -184,7 +193,7 @@ async def passport(request: HttpRequest, code: str) -> HttpResponseBase:
                 "method_not_allowed", "The method is not allowed for the requested URL.", 405
             )
         await _per_ip(request)
-        site = await database(find_site)(code)
+        site = await database(find_site)(code, getattr(request, "custom_domain", None))
         if site.access_mode in (Site.Access.PASSWORD, Site.Access.EMAIL_DOMAINS):
             # Guessing a password or a code takes attempts: few of them per address.
             await limits.per_minute(

@@ -23,7 +23,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from tenants.aio import database
 from tenants.branding import brand_context
 from tenants.exceptions import Forbidden, NotFound, TenantSuspended
-from tenants.models import Tenant
+from tenants.models import CustomDomain, Tenant
 
 from ..api.service.shapes import site_json
 from ..models import App, Site
@@ -109,13 +109,15 @@ def _respond(
     return response
 
 
-def _site_and_brand(code: str) -> tuple[Site | None, dict[str, Any], str]:
+def _site_and_brand(
+    code: str, domain: CustomDomain | None
+) -> tuple[Site | None, dict[str, Any], str]:
     """(the open site or None, its tenant's brand, what is wrong: '', 'missing' or
-    'closed') (sync)."""
+    'closed') (sync). On a tenant's domain, even a missing page is in its branding."""
     try:
-        site = find_site(code)
+        site = find_site(code, domain)
     except NotFound:
-        return None, brand_context(None), "missing"
+        return None, brand_context(domain.tenant if domain else None), "missing"
     except (Forbidden, TenantSuspended):
         found = Site.dangerously_unscoped.select_related("tenant").filter(code=code).first()
         tenant: Tenant | None = found.tenant if found is not None else None
@@ -142,7 +144,7 @@ def _page_config(request: HttpRequest, site: Site, language: str) -> dict[str, A
 
 
 def _prepare(request: HttpRequest, code: str) -> dict[str, Any]:
-    site, brand, problem = _site_and_brand(code)
+    site, brand, problem = _site_and_brand(code, getattr(request, "custom_domain", None))
     language = page_language(request, site)
     found: dict[str, Any] = {"site": site, "brand": brand, "problem": problem, "lang": language}
     if not problem and site is not None:
