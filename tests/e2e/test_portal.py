@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from apps.models import App, Message, MessageFeedback
+from apps.models import App, Conversation, Message, MessageFeedback
 from apps.services import sites as site_services
 from tenants import branding
 from tests.apps import conftest as app_fixtures
@@ -281,12 +281,19 @@ def test_unknown_and_closed_sites_get_branded_pages(page, shot, daphne_server, c
     shot(page, "2-closed")
 
 
-def test_markup_in_messages_names_and_answers_stays_text(
+def test_markup_in_messages_names_answers_titles_and_css_stays_inert(
     page, shot, daphne_server, chat, fake, tenant
 ):
-    App.dangerously_unscoped.filter(pk=chat.pk).update(name=XSS)
+    site_services.site_update(tenant=tenant, site=chat.site, title=XSS, description=XSS)
+    branding.branding_update(
+        tenant=tenant,
+        custom_css=".weft-header { color: white } </style><script>window.__xss=1</script>",
+        footer_text=XSS[:200],
+    )
     fake.script(f"Here: {XSS} and [link](javascript:window.__xss=1)", times=2)
     page.goto(site_url(daphne_server, chat))
+    page.wait_for_selector(".weft-opening, #weft-query")
+    assert page.locator("#weft-title").inner_text() == XSS
     page.fill("#weft-query", XSS)
     page.click("#weft-send")
     page.wait_for_selector(".weft-actions:not([hidden])")
@@ -294,7 +301,11 @@ def test_markup_in_messages_names_and_answers_stays_text(
     answer = answers(page).last
     assert "<script>" in answer.inner_text()
     assert answer.locator("a").count() == 0
+    # A conversation named with markup, listed after a reload.
+    Conversation.dangerously_unscoped.filter(app=chat).update(name=XSS)
+    page.reload()
     page.wait_for_selector(".weft-conv-open")
+    assert page.locator(".weft-conv-open").first.inner_text() == XSS
     assert page.locator("img[src=x]").count() == 0
     shot(page, "escaped")
     no_script_ran(page)
