@@ -22,6 +22,19 @@ from .http import principal_of
 from .models import CustomDomain
 from .permissions import can_tenant
 
+# The branding's fields that the form edits as they are (the images are uploads).
+PLAIN_FIELDS = (
+    "product_name",
+    "primary_color",
+    "accent_color",
+    "show_powered_by",
+    "custom_css",
+    "footer_text",
+    "copyright",
+    "privacy_url",
+    "email_sender_name",
+)
+
 
 class ColourInput(forms.TextInput):
     input_type = "color"
@@ -52,20 +65,7 @@ class BrandingForm(forms.Form):
 
     def values(self, limit: int) -> dict[str, Any]:
         data = dict(self.cleaned_data)
-        values = {
-            name: data[name]
-            for name in (
-                "product_name",
-                "primary_color",
-                "accent_color",
-                "show_powered_by",
-                "custom_css",
-                "footer_text",
-                "copyright",
-                "privacy_url",
-                "email_sender_name",
-            )
-        }
+        values = {name: data[name] for name in PLAIN_FIELDS}
         for image in ("logo", "favicon"):
             upload = data[image]
             if upload is not None:
@@ -91,20 +91,7 @@ def branding_view(request: HttpRequest) -> TemplateResponse | HttpResponseRedire
     posted = request.method == "POST"
     if posted and not may_change:
         raise PermissionDenied
-    initial = {
-        name: getattr(branding, name)
-        for name in (
-            "product_name",
-            "primary_color",
-            "accent_color",
-            "show_powered_by",
-            "custom_css",
-            "footer_text",
-            "copyright",
-            "privacy_url",
-            "email_sender_name",
-        )
-    }
+    initial = {name: getattr(branding, name) for name in PLAIN_FIELDS}
     form = BrandingForm(request.POST or None, request.FILES or None, initial=initial)
     if posted and form.is_valid():
         try:
