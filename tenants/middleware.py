@@ -16,6 +16,7 @@ from django.shortcuts import render
 
 from . import audit
 from .api.errors import error_response, is_api_path
+from .branding import brand_context
 from .context import reset_current_tenant, set_current_tenant
 from .domains import verified_domain
 from .exceptions import TenantSuspended
@@ -47,7 +48,10 @@ class HostMiddleware(HybridMiddleware):
     def _refuse(self, request: HttpRequest) -> HttpResponse:
         if is_api_path(request.path):
             return error_response("not_found", "Unknown host.", 404)
-        return HttpResponse("Not found.", status=404, content_type="text/plain")
+        # The portal's not-found page in Weft's own look: the host names no tenant.
+        return render(
+            request, "portal/missing.html", {"brand": brand_context(None), "lang": "en"}, status=404
+        )
 
     def _reject(self, request: HttpRequest) -> HttpResponse | None:
         """None for a platform host; else the custom domain's answer (sync: it reads the

@@ -385,3 +385,25 @@ def test_files_upload_when_allowed_and_a_too_large_one_is_refused(
     shot(page, "2-sent-with-a-file")
     message = Message.dangerously_unscoped.get(app=app)
     assert len(message.files) == 1
+
+
+def test_conversations_are_renamed_and_deleted_and_suggestions_asked(
+    page, shot, daphne_server, chat, fake
+):
+    fake.script("A weft is the crosswise thread.", times=1)
+    page.goto(site_url(daphne_server, chat))
+    page.click(".weft-suggestion >> text=What is a weft?")  # a suggested question asks it
+    page.wait_for_selector("text=A weft is the crosswise thread.")
+    assert page.locator(".weft-user .weft-body").inner_text() == "What is a weft?"
+    page.wait_for_selector(".weft-conv-open")
+    page.once("dialog", lambda dialog: dialog.accept("Threads"))
+    page.click(".weft-conv-act >> nth=0")
+    page.wait_for_selector(".weft-conv-open >> text=Threads")
+    assert Conversation.dangerously_unscoped.get(app=chat).name == "Threads"
+    shot(page, "1-renamed")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(".weft-conv-act >> nth=1")
+    page.wait_for_function("() => !document.querySelector('.weft-conv-open')")
+    assert page.locator(".weft-opening").is_visible()  # back to a new chat
+    assert Conversation.dangerously_unscoped.get(app=chat).is_deleted
+    shot(page, "2-deleted")
