@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +87,24 @@ def shot(request):
         return path
 
     return take
+
+
+@pytest.fixture
+def settled(transactional_db):
+    """After the test, wait until the live server has finished what the test started (its
+    answers, and the conversation names it gives after them): the test database is emptied
+    next, and a server still writing would deadlock with that."""
+    yield
+    from apps.models import Conversation, Message
+    from apps.pipeline.naming import NEW_CONVERSATION
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        running = Message.dangerously_unscoped.filter(status=Message.Status.RUNNING).exists()
+        unnamed = Conversation.dangerously_unscoped.filter(
+            name=NEW_CONVERSATION, dialogue_count__gt=0, is_deleted=False
+        ).exists()
+        if not running and not unnamed:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)  # the last write of a task commits after the row it changes

@@ -23,7 +23,7 @@ from tests.apps import live
 from tests.apps.pipeline_support import configure
 from tests.providers import conftest as provider_fixtures
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("settled")]
 
 daphne_server = live.daphne_server
 credential = provider_fixtures.credential
