@@ -66,3 +66,16 @@ def console(db):
 @pytest.fixture
 def password():
     return PASSWORD
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that talked to the live Daphne shows the server's log with its error."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "daphne_server" in getattr(item, "fixturenames", ()):
+        from tests.apps.live import LiveServer
+
+        server = LiveServer._shared
+        if server is not None:
+            report.sections.append(("Daphne's log (its last 20,000 characters)", server.output()))

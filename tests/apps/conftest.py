@@ -32,16 +32,3 @@ def app_key():
         return api_key(app.tenant, kind=ApiKey.Kind.APP, app_id=app.pk)[1]
 
     return make
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """A failed test that talked to the live Daphne shows the server's log with its error."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.failed and "daphne_server" in getattr(item, "fixturenames", ()):
-        from .live import LiveServer
-
-        server = LiveServer._shared
-        if server is not None:
-            report.sections.append(("Daphne's log (its last 20,000 characters)", server.output()))
