@@ -18,7 +18,6 @@ from django.views.decorators.csrf import csrf_exempt
 from knowledge.api.base import text_field
 from tenants import audit, keys
 from tenants.aio import database
-from tenants.api.errors import error_response
 from tenants.audit import client_ip
 from tenants.context import set_current_tenant
 from tenants.exceptions import Forbidden, NotFound, TenantSuspended, Unauthorized, WeftError
@@ -26,7 +25,7 @@ from tenants.models import Membership
 
 from .. import limits
 from ..api.service import urls as service_urls
-from ..api.service.base import Caller, error_for, json_body, ok, serve
+from ..api.service.base import Caller, error_for, json_body, not_allowed, ok, serve
 from ..models import EndUser, Site, Source
 from ..services import sites as site_services
 from . import passports
@@ -128,9 +127,7 @@ def portal_endpoint(**handlers: Any) -> Any:
     async def view(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
         handler = handlers.get(request.method or "")
         if handler is None:
-            return error_response(
-                "method_not_allowed", "The method is not allowed for the requested URL.", 405
-            )
+            return not_allowed()
         return await serve(request, handler, kwargs, portal_caller)
 
     return csrf_exempt(view)  # passports travel in a header, never in a cookie
@@ -189,9 +186,7 @@ async def passport(request: HttpRequest, code: str) -> HttpResponseBase:
     e-mailed."""
     try:
         if request.method != "POST":
-            return error_response(
-                "method_not_allowed", "The method is not allowed for the requested URL.", 405
-            )
+            return not_allowed()
         await _per_ip(request)
         site = await database(find_site)(code, getattr(request, "custom_domain", None))
         if site.access_mode in (Site.Access.PASSWORD, Site.Access.EMAIL_DOMAINS):

@@ -238,3 +238,10 @@ def test_sign_in_attempts_are_limited_per_address(client, chat, tenant, settings
     assert codes == [401, 401, 401, 429]
     limited = client.post(url, {"password": "warp-and-weft"}, content_type="application/json")
     assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
+
+
+def test_a_method_a_route_does_not_take_answers_405(client, chat):
+    token = passport_for(client, chat.site)
+    wrong = client.put(api(chat.site, "parameters"), **bearer(token))
+    assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
+    assert client.get(api(chat.site, "passport")).status_code == 405
