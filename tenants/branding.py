@@ -109,7 +109,7 @@ def _image(name: str, value: Any) -> tuple[bytes, str] | None:
         limit = settings.WEFT_BRAND_IMAGE_MAX_BYTES // 1024
         raise InvalidInput(f"{name}: the image is larger than {limit} KB.")
     kind = sniff_image(bytes(value))
-    return (clean_svg(bytes(value)) if kind == "image/svg+xml" else bytes(value)), kind
+    return (clean_svg(bytes(value)).data if kind == "image/svg+xml" else bytes(value)), kind
 
 
 def branding_update(*, tenant: Tenant, actor: Any = None, **fields: Any) -> list[str]:

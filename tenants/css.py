@@ -20,12 +20,20 @@ NESTED = {"media", "supports"}
 DECLARED = {"font-face"}
 KEPT_AS_IS = {"keyframes", "-webkit-keyframes"}
 BANNED_PROPERTIES = {"behavior", "-moz-binding", "-ms-behavior"}
-BANNED_FUNCTIONS = {"expression", "-moz-binding", "image-set", "-webkit-image-set", "env"}
+# image() and image-set() take a bare string as a URL, out of reach of the url() check.
+BANNED_FUNCTIONS = {
+    "expression", "-moz-binding", "image", "image-set", "-webkit-image-set", "env",
+}  # fmt: skip
 SAFE_URL = re.compile(r"^(https://|data:image/(png|jpeg|gif|webp)[;,])", re.I)
+# tinycss2 parses and serialises nested blocks recursively: deeper than this, a stylesheet
+# is refused whole rather than risk the interpreter's recursion limit.
+MAX_DEPTH = 64
 
 
 @dataclass
 class Cleaned:
+    """Custom CSS rebuilt from what is safe, and what was taken out (for the admin)."""
+
     css: str
     removed: list[str] = field(default_factory=list)
 
@@ -118,10 +126,42 @@ def _rules(rules: list, removed: list[str]) -> list[str]:
     return out
 
 
+def _depth(text: str) -> int:
+    """How deeply brackets nest in `text`, strings and comments aside (an upper bound is
+    enough: it only decides whether the parser may see it)."""
+    deepest = depth = 0
+    quote = ""
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote or char == "\n":  # a newline ends a CSS string too
+                quote = ""
+        elif text.startswith("/*", index):
+            end = text.find("*/", index + 2)
+            index = len(text) if end < 0 else end + 1
+        elif char in "\"'":
+            quote = char
+        elif char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        index += 1
+    return deepest
+
+
 def clean_css(text: str) -> Cleaned:
     """The safe part of `text`, and what was taken out."""
+    if _depth(text) > MAX_DEPTH:
+        return Cleaned(css="", removed=[f"all of it: blocks nest deeper than {MAX_DEPTH} levels"])
     removed: list[str] = []
-    rules = tinycss2.parse_stylesheet(text, skip_comments=True, skip_whitespace=True)
-    css = "\n".join(_rules(rules, removed))
+    try:
+        rules = tinycss2.parse_stylesheet(text, skip_comments=True, skip_whitespace=True)
+        css = "\n".join(_rules(rules, removed))
+    except RecursionError:
+        return Cleaned(css="", removed=["all of it: it nests too deeply to read"])
     # Inside a <style> element, `</` would end it: no `<` stays as it is.
     return Cleaned(css=css.replace("<", "\\3c "), removed=removed)

@@ -178,6 +178,7 @@ def test_mail_goes_out_under_the_tenants_sender_name(tenant, settings):
         (".a { -moz-binding: url(https://x.example/b.xml#x) }", "binding"),
         (".a { background: url(http://plain.example/x.png) }", "http://plain"),
         (".a { background: url(data:text/html,<script>alert(1)</script>) }", "data:text"),
+        ('.a { background: image("https://evil.example/x.png") }', "evil.example"),
     ],
 )
 def test_custom_css_loses_what_could_load_or_run_something(tenant, css, gone):
@@ -186,6 +187,24 @@ def test_custom_css_loses_what_could_load_or_run_something(tenant, css, gone):
     assert gone not in kept.lower()
     assert ".kept { color: red; }" in kept
     assert any(w.startswith("Removed from the custom CSS") for w in warnings)
+
+
+def test_custom_css_nested_too_deeply_is_refused_whole(tenant):
+    warnings = branding.branding_update(tenant=tenant, custom_css="@media print {" * 1400)
+    assert branding.brand_context(tenant)["css"] == ""
+    assert any("nest" in w for w in warnings)
+
+
+def test_an_svg_attribute_may_only_point_inside_the_image():
+    from tenants.svg import clean_svg
+
+    cleaned = clean_svg(
+        b'<svg xmlns="http://www.w3.org/2000/svg"><rect fill="url(https://evil.example/a)"/>'
+        b'<rect id="r" fill="url(#grad)" filter="url( \'https://x.example\' )"/></svg>'
+    )
+    svg = cleaned.data.decode()
+    assert "evil.example" not in svg and "x.example" not in svg and 'fill="url(#grad)"' in svg
+    assert cleaned.removed
 
 
 def test_custom_css_cannot_close_its_style_element(tenant):
