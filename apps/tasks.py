@@ -8,7 +8,6 @@ import logging
 from typing import Any, cast
 
 import redis
-from asgiref.sync import async_to_sync
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
@@ -56,7 +55,7 @@ def execute_task(
         app_id=app_id,
         auto_generate_name=auto_generate_name,
     )
-    async_to_sync(execute)(task, wait_follow_ups=True)
+    streams.run_sync(execute, task, wait_follow_ups=True)
 
 
 def _end_streams(rows: list[tuple], reason: str) -> None:

@@ -70,18 +70,24 @@ def run_create(
     user: User | None = None,
     end_user: str = "",
     system: Mapping[str, Any] | None = None,
+    inputs_checked: bool = False,
 ) -> RunRow:
     """A run of the draft (or of `version`) waiting to execute; bad inputs or a graph that
-    cannot run raise InvalidInput here, before anything runs."""
+    cannot run raise InvalidInput here, before anything runs. `inputs_checked` takes the
+    inputs as they are: a conversation's, checked on its first turn against the form of
+    that time, which a later version may have changed."""
     if workflow.tenant_id != tenant.pk or (version and version.workflow_id != workflow.pk):
         raise NotFound("No such workflow.")
     source: Workflow | WorkflowVersion = version or workflow
     check_runnable(source)
-    start = _start_data(spec_of(source, secrets="blank"))
-    try:
-        checked = check_inputs(start, inputs) if start is not None else {}
-    except InputError as exc:
-        raise InvalidInput(str(exc)) from None
+    if inputs_checked:
+        checked = dict(inputs or {})
+    else:
+        start = _start_data(spec_of(source, secrets="blank"))
+        try:
+            checked = check_inputs(start, inputs) if start is not None else {}
+        except InputError as exc:
+            raise InvalidInput(str(exc)) from None
     with transaction.atomic(), tenant_context(tenant):
         return RunRow.objects.create(
             workflow=workflow,

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from .engine.events import Event
@@ -40,6 +41,22 @@ def client() -> aioredis.Redis:
             settings.REDIS_URL, socket_timeout=None, max_connections=MAX_CONNECTIONS
         )
     return found
+
+
+def run_sync(fn, *args, **kwargs):
+    """Run the coroutine function `fn` from sync code (a Celery task) on a loop of its own,
+    then close the Redis client it opened there: the loop ends with the call, and a client
+    left behind would keep its connections until the collector found it."""
+
+    async def main():
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            found = _clients.pop(asyncio.get_running_loop(), None)
+            if found is not None:
+                await found.aclose()
+
+    return async_to_sync(main)()
 
 
 def events_key(run_id: str) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from asgiref.sync import async_to_sync
 from celery import shared_task
 from django.utils import timezone
 
+from . import streams
 from .models import WorkflowRun
 
 # A run whose row has not heard from its process for this long is orphaned (the heartbeat
@@ -24,7 +24,7 @@ def run_workflow(run_id: str) -> str:
     because its nodes may have had effects (HTTP calls, model spend)."""
     from .runner import run_execute
 
-    return async_to_sync(run_execute)(run_id).status
+    return streams.run_sync(run_execute, run_id).status
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=False)
@@ -37,7 +37,7 @@ def resume_workflow(
     from .runner import Resume, run_execute
 
     resume = Resume(outputs=outputs, handle=handle, expired=expired)
-    return async_to_sync(run_execute)(run_id, resume=resume).status
+    return streams.run_sync(run_execute, run_id, resume=resume).status
 
 
 @shared_task

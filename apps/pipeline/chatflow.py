@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -133,6 +134,9 @@ class ChatflowSink(AppSink):
         )
         self.message = message
         self.features = features
+        # The conversation variables as the run found them, to write back only its changes.
+        conversation = message.conversation
+        self.variables_before = dict(conversation.variables or {}) if conversation else {}
         self.chat = ChatEvents(
             self,
             task_id=task.task_id,
@@ -233,7 +237,9 @@ class ChatflowSink(AppSink):
             "time_to_first_token": self.first_token,
             "retriever_resources": self.resources,
         }
-        await sync_to_async(_save_turn)(self.message, fields, engine.pool.conversation_values())
+        await sync_to_async(_save_turn)(
+            self.message, fields, self.variables_before, engine.pool.conversation_values()
+        )
         self.ended = True
         if status == Message.Status.ERROR:
             await self.chat.error(400, "invalid_param", f"Run failed: {error}")
@@ -242,7 +248,9 @@ class ChatflowSink(AppSink):
         await self.chat.end({"usage": usage.to_dify(latency), "retriever_resources": shown})
 
 
-def _save_turn(message: Message, fields: dict[str, Any], variables: dict[str, Any]) -> None:
+def _save_turn(
+    message: Message, fields: dict[str, Any], before: dict[str, Any], after: dict[str, Any]
+) -> None:
     run_trace = (
         WorkflowRun.dangerously_unscoped.filter(pk=str(message.workflow_run_id))
         .values_list("trace_id", flat=True)
@@ -251,9 +259,21 @@ def _save_turn(message: Message, fields: dict[str, Any], variables: dict[str, An
     if not message.trace_id and run_trace:
         fields = {**fields, "trace_id": run_trace}
     save_message(message, fields)
-    Conversation.dangerously_unscoped.filter(pk=str(message.conversation_id)).update(
-        variables=_json_ready(variables), updated_at=timezone.now()
-    )
+    # Only what the run changed is written: a variable set through the API while the run
+    # went on keeps that value unless the run set it too.
+    after = _json_ready(after)
+    changed = {k: v for k, v in after.items() if k not in before or before[k] != v}
+    with transaction.atomic():
+        conversation = (
+            Conversation.dangerously_unscoped.select_for_update()
+            .filter(pk=str(message.conversation_id))
+            .first()
+        )
+        if conversation is None:
+            return
+        conversation.variables = {**(conversation.variables or {}), **changed}
+        conversation.updated_at = timezone.now()
+        conversation.save(update_fields=["variables", "updated_at"])
 
 
 def _json_ready(value: Any) -> Any:

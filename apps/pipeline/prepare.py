@@ -254,7 +254,12 @@ def _start(request: Request) -> list[StartVariable]:
     return []
 
 
-def _run(request: Request, inputs: dict[str, Any], system: dict[str, Any]) -> WorkflowRun:
+def _run(
+    request: Request,
+    inputs: dict[str, Any],
+    system: dict[str, Any],
+    inputs_checked: bool = False,
+) -> WorkflowRun:
     app = request.app
     assert app.workflow is not None  # noqa: S101
     triggered = (
@@ -272,6 +277,7 @@ def _run(request: Request, inputs: dict[str, Any], system: dict[str, Any]) -> Wo
         # The end user's row id: what the app layer needs to find them again.
         end_user=str(request.end_user.pk) if request.end_user is not None else "",
         system={"user_id": _user_id(request), "app_id": str(app.pk), **system},
+        inputs_checked=inputs_checked,
     )
 
 
@@ -299,6 +305,7 @@ def _chatflow(request: Request, query: str) -> Task:
             "conversation_id": str(conversation.pk),
             "dialogue_count": conversation.dialogue_count,
         },
+        inputs_checked=existing is not None,
     )
     message = _message(
         request,

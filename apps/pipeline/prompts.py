@@ -135,19 +135,28 @@ def _advanced_chat(config, inputs, query, context, history) -> list[ChatMessage]
     items = config.chat_prompt_config.get("prompt") or []
     text_history = history_text(history)
     messages: list[ChatMessage] = []
-    asks_query = False
+    # The past turns go before the user's words: before the first item that quotes the query,
+    # or at the end when the query is appended; not at all when a template spelled them out.
+    history_at: int | None = None
+    spells_history = False
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, Mapping):
             continue
         role = item.get("role") if item.get("role") in _ROLES else "user"
         raw = str(item.get("text") or "")
-        asks_query = asks_query or QUERY in raw
+        spells_history = spells_history or HISTORIES in raw
+        if QUERY in raw and history_at is None:
+            history_at = len(messages)
         text = _special(
             fill_inputs(raw, inputs), context=context, history=text_history, query=query
         )
         if text.strip():
             messages.append(ChatMessage(cast(Role, role), text))
-    messages += history
+    asks_query = history_at is not None
+    if history_at is None:
+        history_at = len(messages)
+    if not spells_history:
+        messages[history_at:history_at] = history
     if query and not asks_query:
         messages.append(ChatMessage("user", query))
     return messages

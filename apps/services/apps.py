@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
@@ -21,7 +22,7 @@ from workflows.services.definitions import parse_spec, spec_of, workflow_create,
 from workflows.services.versions import workflow_publish, workflow_rollback
 
 from ..config import AppConfig, Features, dump, parse_config, parse_features
-from ..models import App, AppVersion
+from ..models import App, AppVersion, UploadFile
 from .sites import site_create
 
 OFFLINE_MODEL = {"provider": "weft", "name": "weft-offline-chat", "mode": "chat"}
@@ -249,12 +250,20 @@ def app_delete(*, tenant: Tenant, app: App) -> None:
         raise NotFound("No such app.")
     with transaction.atomic(), tenant_context(tenant):
         workflow_id = app.workflow_id
+        # The uploads' rows go with the app; their files once that is certain.
+        stored = list(UploadFile.objects.filter(app=app).values_list("storage_key", flat=True))
+        transaction.on_commit(lambda: _delete_files(stored))
         ApiKey.objects.filter(kind=ApiKey.Kind.APP, app_id=app.pk).delete()
         App.objects.filter(pk=app.pk).update(published_version=None)
         AppVersion.objects.filter(app=app).delete()
         app.delete()
         if workflow_id is not None:
             Workflow.objects.filter(pk=workflow_id).delete()
+
+
+def _delete_files(keys: list[str]) -> None:
+    for key in keys:
+        default_storage.delete(key)
 
 
 def checksum(config: dict[str, Any]) -> str:

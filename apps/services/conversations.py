@@ -20,8 +20,8 @@ from workflows.services.definitions import spec_of
 
 from ..models import App, Conversation, EndUser, Message
 from ..pipeline.naming import generate_name
+from ..pipeline.prepare import CONVERSATION_NOT_FOUND
 
-CONVERSATION_NOT_FOUND = "Conversation Not Exists."
 VARIABLE_NOT_FOUND = "Conversation Variable Not Exists."
 MAX_NAME = 255
 

@@ -49,6 +49,9 @@ def feedback_set(
     elif user is None:
         raise InvalidInput("user: a member's rating needs the member.")
     with tenant_context(message.tenant), transaction.atomic():
+        # Two first ratings at once would both find none and both insert: the message's row
+        # lock puts them one after the other.
+        Message.objects.select_for_update().filter(pk=message.pk).first()
         existing = (
             MessageFeedback.objects.select_for_update()
             .filter(message=message, source=source)

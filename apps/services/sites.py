@@ -225,7 +225,9 @@ def email_code_send(*, site: Site, email: Any) -> None:
     minutes, five tries)."""
     address = _allowed_email(site, email)
     code = f"{secrets.randbelow(1_000_000):06d}"
-    cache.set(_code_key(site, address), {"digest": _digest(code), "tries": 0}, CODE_SECONDS)
+    key = _code_key(site, address)
+    cache.set(f"{key}:tries", 0, CODE_SECONDS + 60)
+    cache.set(key, _digest(code), CODE_SECONDS)
     send_mail(
         subject=f"Your code for {site.title}",
         message=(
@@ -241,17 +243,20 @@ def email_code_check(*, site: Site, email: Any, code: Any) -> str:
     """The address, when the code is the one e-mailed to it; InvalidInput otherwise."""
     address = _allowed_email(site, email)
     key = _code_key(site, address)
-    held = cache.get(key)
-    if not held:
+    digest = cache.get(key)
+    if not isinstance(digest, str):
         raise InvalidInput("code: this code has expired; ask for a new one.", code="code_expired")
-    if held["tries"] >= CODE_TRIES:
+    # Counted before the comparison, atomically: parallel guesses cannot share a try. The
+    # count outlives the code, so it is never counted afresh while the code stands.
+    tries = cache.incr(f"{key}:tries")
+    if tries > CODE_TRIES:
         cache.delete(key)
         raise WeftError(
             "code: too many wrong codes; ask for a new one.", code="too_many_requests", status=429
         )
-    if not isinstance(code, str) or not hmac.compare_digest(held["digest"], _digest(code.strip())):
-        held["tries"] += 1
-        cache.set(key, held, CODE_SECONDS)
+    if not isinstance(code, str) or not hmac.compare_digest(digest, _digest(code.strip())):
         raise InvalidInput("code: this is not the code we sent.", code="wrong_code")
-    cache.delete(key)
+    # A code is good once: of two right guesses at once, only the one that removes it wins.
+    if not cache.delete(key):
+        raise InvalidInput("code: this code has expired; ask for a new one.", code="code_expired")
     return address

@@ -202,3 +202,13 @@ def test_the_read_upload_run_service_reads_only_the_users_own(app):
     assert async_to_sync(read_as_alice)(str(upload.pk)) == (b"for alice", "note.txt")
     with pytest.raises(NodeFailed, match="was not found"):
         async_to_sync(upload_reader(app.tenant, bob, None))(str(upload.pk))
+
+
+def test_deleting_the_app_deletes_its_files(tenant, app, django_capture_on_commit_callbacks):
+    from apps.services.apps import app_delete
+
+    upload = send(app, user_of(app), "notes.txt", b"plain words")
+    assert default_storage.exists(upload.storage_key)
+    with django_capture_on_commit_callbacks(execute=True):
+        app_delete(tenant=tenant, app=app)
+    assert not default_storage.exists(upload.storage_key)

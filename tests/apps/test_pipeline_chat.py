@@ -307,6 +307,28 @@ def test_advanced_chat_prompt_fills_context_query_and_inputs(chat_app, fake):
     assert sent(fake) == [("system", "Tone: dry. Known: "), ("user", "Q=why {{tone}}? {{unknown}}")]
 
 
+def test_advanced_chat_history_goes_before_the_item_that_quotes_the_query(chat_app, fake):
+    configure(
+        chat_app,
+        prompt_type="advanced",
+        chat_prompt_config={
+            "prompt": [
+                {"role": "system", "text": "Be kind."},
+                {"role": "user", "text": "Q={{#query#}}"},
+            ]
+        },
+    )
+    alice = user_of(chat_app)
+    task, _, _ = ask(chat_app, alice, "first")
+    ask(chat_app, alice, "second", conversation_id=task.conversation_id)
+    assert sent(fake) == [
+        ("system", "Be kind."),
+        ("user", "first"),
+        ("assistant", "You said: Q=first"),
+        ("user", "Q=second"),
+    ]
+
+
 def test_advanced_completion_prompt_with_histories(chat_app, fake):
     configure(
         chat_app,

@@ -92,6 +92,31 @@ def test_memory_and_conversation_variables_carry_across_turns(chatflow, fake):
     assert system["dialogue_count"] == 2 and system["conversation_id"] == first.conversation_id
 
 
+def test_an_earlier_conversation_goes_on_after_the_form_gains_a_required_field(
+    tenant, chatflow, fake
+):
+    from apps.services.apps import app_publish
+    from workflows.services.definitions import workflow_update
+
+    alice = user_of(chatflow)
+    first, _, _ = ask(chatflow, alice, "wool?", auto_generate_name=False)
+    changed = counting_chatflow()
+    changed["graph"]["nodes"][0] = make_node(
+        "start",
+        "start",
+        variables=[{"variable": "team", "label": "Team", "type": "text-input", "required": True}],
+    )
+    workflow_update(tenant=tenant, workflow=chatflow.workflow, spec=parse_spec(changed))
+    app_publish(tenant=tenant, app=chatflow)
+    chatflow.refresh_from_db()
+    # The conversation keeps the inputs of its first turn; a new one must fill the new form.
+    _, events, message = ask(chatflow, alice, "and silk?", conversation_id=first.conversation_id)
+    assert names(events)[-1] == "message_end", json.dumps(events[-3:])[-1500:]
+    assert message.answer == "You said: and silk?"
+    with pytest.raises(WeftError, match="team"):
+        ask(chatflow, alice, "new one")
+
+
 def test_a_failed_chatflow_run_ends_with_error(chatflow, fake):
     fake.fail_next(status=400)
     task, events, message = ask(chatflow, user_of(chatflow), "boom", auto_generate_name=False)
@@ -204,3 +229,20 @@ def test_a_workflow_app_streams_its_own_events_with_text_chunks(tenant, make_app
         "created_at",
         "finished_at",
     }
+
+
+def test_a_turn_keeps_a_variable_set_through_the_api_while_it_ran(chatflow, fake):
+    from apps.pipeline import chatflow as chatflow_pipeline
+
+    alice = user_of(chatflow)
+    first, _, _ = ask(chatflow, alice, "wool?", auto_generate_name=False)
+    conversation = Conversation.dangerously_unscoped.get(pk=first.conversation_id)
+    message = Message.dangerously_unscoped.select_related("conversation").get(pk=first.message_id)
+    # The run began with these; meanwhile the API set a new variable `mood`.
+    before = dict(conversation.variables)
+    Conversation.dangerously_unscoped.filter(pk=conversation.pk).update(
+        variables={**before, "mood": "calm"}
+    )
+    chatflow_pipeline._save_turn(message, {}, before, {**before, "count": 5})
+    conversation.refresh_from_db()
+    assert conversation.variables == {"count": 5, "topics": ["wool?"], "mood": "calm"}

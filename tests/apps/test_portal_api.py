@@ -184,6 +184,34 @@ def test_an_email_domain_site(client, chat, tenant):
     assert client.get(api(chat.site, "parameters"), **bearer(token)).status_code == 401
 
 
+def test_an_email_code_allows_five_tries_even_in_parallel(chat, tenant):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tenants.exceptions import WeftError
+
+    site_services.site_update(
+        tenant=tenant, site=chat.site, allowed_email_domains=["acme.test"],
+        access_mode="email_domains",
+    )  # fmt: skip
+    site_services.email_code_send(site=chat.site, email="ann@acme.test")
+    code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    wrong = "000000" if code != "000000" else "111111"
+
+    def guess(_):
+        try:
+            site_services.email_code_check(site=chat.site, email="ann@acme.test", code=wrong)
+        except WeftError as error:
+            return error.code
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(guess, range(8)))
+    assert answers.count("wrong_code") == 5, answers
+    # Past the tries the code is gone, right or not.
+    with pytest.raises(WeftError) as refused:
+        site_services.email_code_check(site=chat.site, email="ann@acme.test", code=code)
+    assert refused.value.code in ("too_many_requests", "code_expired")
+
+
 def test_a_members_site(client, chat, tenant, other_tenant, make_member):
     site_services.site_update(tenant=tenant, site=chat.site, access_mode="members")
     url = api(chat.site, "passport")

@@ -314,3 +314,17 @@ def test_a_form_nobody_answers_in_time_fails_the_node_into_its_fail_branch(tenan
     assert tasks.resume_workflow(*queued[0]) == "partial-succeeded"
     run.refresh_from_db()
     assert run.outputs == {"why": "timeout"}
+
+
+def test_a_task_closes_the_redis_client_its_loop_opened():
+    import asyncio
+
+    from workflows import streams
+
+    async def ping():
+        loop = asyncio.get_running_loop()
+        assert await streams.client().ping()
+        return loop
+
+    loop = streams.run_sync(ping)
+    assert loop not in streams._clients

@@ -19,10 +19,12 @@ class InputError(ValueError):
     """An input does not fit the start node's form; the message names it."""
 
 
-def check_inputs(start: StartData, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_inputs(
+    start: StartData, inputs: Mapping[str, Any] | None, *, missing_ok: bool = False
+) -> dict[str, Any]:
     """The run's inputs checked against the start form: required, type, length, options.
     Unknown keys are dropped, as Dify does; missing optional ones get their default or
-    None."""
+    None, and so do required ones with `missing_ok`."""
     if inputs is not None and not isinstance(inputs, Mapping):
         raise InputError("inputs: expected an object.")
     inputs = inputs or {}
@@ -31,7 +33,7 @@ def check_inputs(start: StartData, inputs: Mapping[str, Any] | None) -> dict[str
         name, value = variable.variable, inputs.get(variable.variable)
         label = f"inputs.{name}"
         if value is None or value == "":
-            if variable.required:
+            if variable.required and not missing_ok:
                 raise InputError(f"{label} is required.")
             checked[name] = variable.default
             continue
@@ -91,8 +93,11 @@ class StartExecutor(NodeExecutor):
     types = ("start",)
 
     async def run(self, ctx: NodeContext) -> NodeResult:
+        # A conversation's later turns keep the inputs of its first, even when the form has
+        # gained a required field since (Dify checks them only when a conversation starts).
+        ongoing = (ctx.get(["sys", "dialogue_count"]) or 0) > 1
         try:
-            inputs = check_inputs(self.data, ctx.run.inputs)
+            inputs = check_inputs(self.data, ctx.run.inputs, missing_ok=ongoing)
         except InputError as exc:
             raise NodeFailed(str(exc), error_type="InvalidInput") from None
         return NodeResult(inputs=inputs, outputs=inputs)
