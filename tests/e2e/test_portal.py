@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.server
 import re
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -114,6 +115,23 @@ def test_stop_keeps_the_partial_answer(page, shot, daphne_server, chat, fake):
     message = Message.dangerously_unscoped.get(app=chat)
     assert message.status == Message.Status.STOPPED
     assert message.answer.startswith("word0 word1 word2 word3")
+
+
+def test_the_chat_takes_input_only_once_it_is_wired(page, daphne_server, chat, fake):
+    # A slow parameters answer leaves the page without its handlers for a while. The box must
+    # not be usable then: a send would be the browser's own form submission, a page reload.
+    def slow(route):
+        time.sleep(1.5)
+        route.continue_()
+
+    fake.script("Sent.", times=1)
+    page.route("**/api/parameters", slow)
+    page.goto(site_url(daphne_server, chat))
+    page.fill("#weft-query", "Typed at once")
+    page.click("#weft-send")
+    page.wait_for_selector("text=Sent.")
+    assert "?" not in page.url
+    assert Message.dangerously_unscoped.get(app=chat).query == "Typed at once"
 
 
 def test_a_rating_reaches_the_admin_and_a_past_conversation_reopens(

@@ -941,11 +941,13 @@
 
   function boot() {
     gate.hidden = true;
-    app.hidden = false;
     if (booted) return;
     booted = true;
     request("GET", "parameters").then(function (data) {
       params = data;
+      // Shown and wired in one go: a form shown before its handlers are bound would be
+      // submitted by the browser itself, reloading the page and losing what was typed.
+      app.hidden = false;
       if (isChat) Chat();
       else Runner();
     }, function (error) {
