@@ -15,6 +15,11 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 
+# Pango and a font for WeasyPrint, which renders invoices.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, from the lock file alone, so code changes reuse this layer.
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=uv.lock \

@@ -4,37 +4,18 @@ minute per key and per end user (a sliding window).
 
 Both are sorted sets scored by time: a run's place is held until it is released or, if its
 process died, until it is older than WEFT_APP_ACTIVE_REQUEST_TTL; a request counts for the
-sixty seconds after it was made. Each check and its write are one Lua script, atomic however
-many processes ask at once.
+sixty seconds after it was made (`tenants.windows`).
 """
 
 from __future__ import annotations
 
-import math
-import time
-import uuid
-
 from django.conf import settings
 
+from tenants import windows
 from tenants.exceptions import WeftError
 from workflows.streams import client
 
 WINDOW_SECONDS = 60.0
-
-# KEYS[1] the set; ARGV: now, oldest score kept, limit, member, seconds to keep the key.
-# Returns 0 when the member was added, else the score of the oldest member (to say when a
-# place frees up).
-_TAKE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-local limit = tonumber(ARGV[3])
-if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return oldest[2]
-end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-return 0
-"""
 
 
 class TooManyRequests(WeftError):
@@ -59,11 +40,6 @@ class RateLimited(WeftError):
         return {"Retry-After": str(self.retry_after)}
 
 
-async def _take(key: str, *, now: float, keep_after: float, limit: int, member: str, ttl: int):
-    script = client().register_script(_TAKE)
-    return float(await script(keys=[key], args=[now, keep_after, limit, member, ttl]))
-
-
 def _active_key(app_id: str) -> str:
     return f"weft:app:{app_id}:active"
 
@@ -74,11 +50,7 @@ async def run_acquire(app_id: str, task_id: str, limit: int) -> None:
     if limit <= 0:
         return
     ttl = settings.WEFT_APP_ACTIVE_REQUEST_TTL
-    now = time.time()
-    oldest = await _take(
-        _active_key(app_id), now=now, keep_after=now - ttl, limit=limit, member=task_id, ttl=ttl
-    )
-    if oldest:
+    if await windows.take(_active_key(app_id), limit=limit, window=ttl, member=task_id):
         raise TooManyRequests(
             f"Too many requests. The app runs at most {limit} at once; try again shortly."
         )
@@ -94,17 +66,8 @@ async def per_minute(subject: str, limit: int, *, what: str) -> None:
     the last minute. `what` names the subject in the message."""
     if limit <= 0:
         return
-    now = time.time()
-    oldest = await _take(
-        f"weft:rpm:{subject}",
-        now=now,
-        keep_after=now - WINDOW_SECONDS,
-        limit=limit,
-        member=f"{now}:{uuid.uuid4().hex[:8]}",
-        ttl=int(WINDOW_SECONDS) + 1,
-    )
-    if oldest:
-        retry = max(1, math.ceil(oldest + WINDOW_SECONDS - now))
+    retry = await windows.take(f"weft:rpm:{subject}", limit=limit, window=WINDOW_SECONDS)
+    if retry:
         raise RateLimited(
             f"Rate limit exceeded: {limit} requests per minute for {what}. Retry in {retry} s.",
             retry,

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "knowledge",
     "workflows",
     "apps",
+    "billing",
 ]
 
 MIDDLEWARE = [
@@ -195,6 +196,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.tasks.fail_orphaned_messages",
         "schedule": 60.0,
     },
+    "billing-rollup": {"task": "billing.tasks.rollup_recent", "schedule": 900.0},
+    "billing-close-periods": {"task": "billing.tasks.close_periods", "schedule": 3600.0},
 }
 
 # --- Auth
@@ -281,6 +284,10 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Weft <weft@localhost>")
+# Billing: the tax rate (percent) of invoices whose subscription sets none, and the issuer
+# printed on them.
+WEFT_TAX_RATE = os.environ.get("WEFT_TAX_RATE", "0")
+WEFT_INVOICE_ISSUER = os.environ.get("WEFT_INVOICE_ISSUER", "Weft")
 WEFT_BASE_URL = os.environ.get("WEFT_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # --- REST framework
@@ -290,6 +297,7 @@ REST_FRAMEWORK = {
         "tenants.api.authentication.ConsoleSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.api.permissions.TenantMember"],
+    "DEFAULT_THROTTLE_CLASSES": ["billing.api.throttling.TenantPlanThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tenants.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -331,6 +339,9 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
         # pypdf warns about every damaged object of a PDF; a failed parse says what matters.
         "pypdf": {"level": "ERROR"},
+        # WeasyPrint's font subsetting logs each table it touches.
+        "fontTools": {"level": "WARNING"},
+        "weasyprint": {"level": "WARNING"},
     },
 }
 

@@ -38,6 +38,7 @@ urlpatterns = [
     path("api/providers/", include("providers.api.urls")),
     path("api/workflows/", include("workflows.api.urls")),
     path("api/apps/", include("apps.api.manage.urls")),
+    path("api/billing/", include("billing.api.urls")),
     path("api/", include("tenants.api.urls")),
     path("v1/", include("knowledge.api.urls")),
     path("v1/", include("apps.api.service.urls")),

@@ -20,6 +20,8 @@ from asgiref.sync import async_to_sync
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing import quota
+from billing.models import Metric
 from providers import services as models_runtime
 from tenants.exceptions import WeftError
 
@@ -158,6 +160,10 @@ def _run(document: Document) -> None:
     rows = _rows(document, parsed.sections, rule)
     if not any(row.searchable for row in rows):
         raise ParseError("The document has no text to index after splitting.")
+    # Checked before any chunk is written: past the plan's chunks the document fails with
+    # the quota's message and keeps none.
+    kept = Chunk.objects.filter(document=document).count()
+    quota.capacity(dataset.tenant, Metric.VECTOR_CHUNKS, len(rows) - kept)
     _update(
         document,
         kind=parsed.kind,

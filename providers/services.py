@@ -20,6 +20,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing import quota
+from billing.models import Metric
 from tenants.context import tenant_context
 from tenants.exceptions import InvalidInput, WeftError
 from tenants.models import Tenant
@@ -128,6 +130,8 @@ def _routes_for(model: Model) -> list[Route]:
 def plan(*, tenant: Tenant, kind: str, model: str | int | Model | None) -> list[Route]:
     """The routes a call tries, in order: the model's credentials (load-balanced), then the
     fallbacks of the tenant's default for this kind."""
+    # A call is refused once the period's tokens are spent (unless overage is billed).
+    quota.check(tenant, Metric.TOKENS)
     with tenant_context(tenant):
         primary = _find_model(kind, model)
         routes = _routes_for(primary)
@@ -176,7 +180,15 @@ async def _record(
         error_code=error_code,
         **context,
     )
-    await event.asave()
+    await sync_to_async(_save_usage)(event)
+
+
+def _save_usage(event: UsageEvent) -> None:
+    """Keep the call's record and count its tokens against the plan (the call has happened:
+    counted whatever the limit, which the next call's check enforces)."""
+    event.save()
+    if event.total_tokens:
+        quota.consume(event.tenant, Metric.TOKENS, event.total_tokens, enforce=False, record=False)
 
 
 async def chat(

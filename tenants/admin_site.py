@@ -50,6 +50,8 @@ class WeftAdminSite(admin.AdminSite):
         return not verification_required(request)
 
     def get_urls(self):
+        from billing.admin import usage_view
+
         from . import two_factor, views
         from .branding_admin import branding_view, domains_view
 
@@ -58,6 +60,7 @@ class WeftAdminSite(admin.AdminSite):
             # to them (too low a role, or 2FA owed there) for one where it is open.
             path("switch-tenant/", views.switch_tenant, name="switch_tenant"),
             path("branding/", self.admin_view(branding_view), name="tenant_branding"),
+            path("usage/", self.admin_view(usage_view), name="billing_usage"),
             path("domains/", self.admin_view(domains_view), name="tenant_domains"),
             path("domains/<str:action>/", self.admin_view(domains_view), name="tenant_domain_act"),
             *two_factor.urlpatterns(self),

@@ -90,7 +90,9 @@ def sniff_image(data: bytes) -> str:
 
 def may_hide_powered_by(tenant: Tenant) -> bool:
     """Whether the tenant's plan lets it hide "Powered by Weft"."""
-    return tenant.white_label_allowed
+    from billing.quota import feature
+
+    return feature(tenant, "remove_powered_by")
 
 
 def branding_for(tenant: Tenant) -> Branding:

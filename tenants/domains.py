@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .context import tenant_context
-from .exceptions import Conflict, InvalidInput
+from .exceptions import Conflict, Forbidden, InvalidInput
 from .models import CustomDomain, Tenant
 
 HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -60,7 +60,13 @@ def clean_domain(value: Any) -> str:
 def domain_add(*, tenant: Tenant, domain: Any, site: Any = None) -> CustomDomain:
     """Claim a domain for the tenant (all its sites, or `site` alone); it answers once
     verified."""
+    from billing.quota import feature
+
     name = clean_domain(domain)
+    if not feature(tenant, "custom_domains"):
+        raise Forbidden(
+            "Custom domains are not in this workspace's plan.", code="feature_not_in_plan"
+        )
     if site is not None and site.tenant_id != tenant.pk:
         raise InvalidInput("site: no such site.")
     try:

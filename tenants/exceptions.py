@@ -22,6 +22,11 @@ class WeftError(Exception):
         """Response headers the error calls for (Retry-After, say)."""
         return {}
 
+    @property
+    def extra(self) -> dict:
+        """Fields the envelope carries beside code, message and status (a quota's figures)."""
+        return {}
+
 
 class InvalidInput(WeftError):
     code = "invalid_param"

@@ -97,8 +97,6 @@ class Tenant(models.Model):
         default=False,
         help_text="Members must enrol and use an authenticator app to reach the console.",
     )
-    # Set by a platform operator: the tenant may hide "Powered by Weft" on its portals.
-    white_label_allowed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -43,6 +43,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("app", "view"): Role.OPERATOR,
     ("app", "manage"): Role.BUILDER,
     ("app", "logs"): Role.OPERATOR,
+    ("billing", "view"): Role.ADMIN,
 }
 
 # Guardian permission codenames that grant an action on one object.

@@ -155,6 +155,9 @@ def membership_invite(
         user = User.objects.filter(email=email).first() or user_create(email=email)
         if Membership.objects.filter(user=user).exists():
             raise Conflict(f"The user {email} is already a member of {tenant.name}.")
+        from billing import quota
+
+        quota.capacity(tenant, quota.Metric.MEMBERS)
         try:
             membership = Membership.objects.create(
                 tenant=tenant, user=user, role=role, invited_by=inviter

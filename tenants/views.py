@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from .api.errors import error_response
+from .api.errors import error_response, weft_response
 from .exceptions import WeftError
 from .http import SignedInRequest
 from .middleware import SESSION_KEY
@@ -48,7 +48,7 @@ async def service_api_fallback(request: HttpRequest, path: str = ""):
     try:
         await authenticate_service_key(request, kind=key_kind_for_path(request.path))
     except WeftError as exc:
-        return error_response(exc.code, exc.message, exc.status)
+        return weft_response(exc)
     return error_response("not_found", "The requested URL was not found on the server.", 404)
 
 

@@ -20,6 +20,16 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture(autouse=True)
+def fresh_limits():
+    """No test sees plan limits another test's (rolled back) rows left in memory."""
+    from billing import quota
+
+    quota.forget()
+    yield
+    quota.forget()
+
+
 @pytest.fixture
 def tenant(db):
     return TenantFactory(slug="acme", name="Acme")

@@ -20,6 +20,8 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
+from billing import quota
+from billing.models import Metric
 from tenants.aio import detach
 from tenants.context import tenant_context
 from tenants.exceptions import Conflict, InvalidInput, NotFound
@@ -89,6 +91,7 @@ def run_create(
         except InputError as exc:
             raise InvalidInput(str(exc)) from None
     with transaction.atomic(), tenant_context(tenant):
+        quota.consume(tenant, Metric.WORKFLOW_RUNS, app_id=(system or {}).get("app_id"))
         return RunRow.objects.create(
             workflow=workflow,
             version=version,

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import transaction
 from opentelemetry import trace
 
+from billing import quota
+from billing.models import Metric
 from tenants.context import tenant_context
 from tenants.exceptions import InvalidInput, NotFound
 from tenants.models import User
@@ -43,8 +45,11 @@ def prepare(request: Request) -> Task:
     _check_caller(request)
     query = _clean_query(request)
     with tenant_context(app.tenant), transaction.atomic():
+        # Counted with the rows it writes: refused, nothing is written or counted.
+        quota.check(app.tenant, Metric.TOKENS)
         if app.mode == App.Mode.WORKFLOW:
             return _workflow(request)
+        quota.consume(app.tenant, Metric.MESSAGES, app_id=app.pk)
         if app.mode == App.Mode.CHATFLOW:
             return _chatflow(request, query)
         return _chat(request, query)

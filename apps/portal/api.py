@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from knowledge.api.base import text_field
 from tenants import audit, keys
 from tenants.aio import database
+from tenants.api.errors import weft_response
 from tenants.audit import client_ip
 from tenants.context import set_current_tenant
 from tenants.exceptions import Forbidden, NotFound, TenantSuspended, Unauthorized, WeftError
@@ -25,7 +26,7 @@ from tenants.models import Membership
 
 from .. import limits
 from ..api.service import urls as service_urls
-from ..api.service.base import Caller, error_for, json_body, not_allowed, ok, serve
+from ..api.service.base import Caller, json_body, not_allowed, ok, serve
 from ..models import EndUser, Site, Source
 from ..services import sites as site_services
 from . import passports
@@ -203,7 +204,7 @@ async def passport(request: HttpRequest, code: str) -> HttpResponseBase:
             return ok({"result": "code_sent"}, status=202)
         return ok({"passport": passports.issue(site, grant), "access_mode": site.access_mode})
     except WeftError as exc:
-        return error_for(exc)
+        return weft_response(exc)
 
 
 def urlpatterns() -> list[URLPattern]:

@@ -13,6 +13,8 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from billing import quota
+from billing.models import Metric
 from tenants.context import tenant_context
 from tenants.exceptions import Conflict, InvalidInput, NotFound
 from tenants.models import ApiKey, Tenant, User
@@ -132,6 +134,7 @@ def app_create(
     with transaction.atomic(), tenant_context(tenant):
         if App.objects.filter(name=name).exists():
             raise Conflict(f"name: an app called “{name}” already exists.")
+        quota.capacity(tenant, Metric.APPS)
         app = App(
             tenant=tenant,
             name=name,

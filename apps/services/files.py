@@ -23,6 +23,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from billing import quota
+from billing.models import Metric
 from knowledge.parsing.errors import ParseError
 from knowledge.parsing.sniff import decode_text
 from tenants.context import require_current_tenant, tenant_context
@@ -273,10 +275,12 @@ def upload_create(
     name, extension = _clean_name(name, found)
     upload_id = uuid.uuid4()
     key = f"uploads/{app.tenant_id}/{app.pk}/{upload_id.hex}.{extension}"
+    stored = None
     with tenant_context(app.tenant):
-        stored = default_storage.save(key, ContentFile(data))
         try:
             with transaction.atomic():
+                quota.capacity(app.tenant, Metric.STORAGE_BYTES, len(data))
+                stored = default_storage.save(key, ContentFile(data))
                 return UploadFile.objects.create(
                     id=upload_id,
                     tenant=app.tenant,
@@ -291,7 +295,8 @@ def upload_create(
                     created_by=user if end_user is None else None,
                 )
         except Exception:
-            default_storage.delete(stored)  # no file without its row
+            if stored is not None:
+                default_storage.delete(stored)  # no file without its row
             raise
 
 

@@ -26,7 +26,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
-from tenants.api.errors import error_response
+from billing import quota
+from tenants.api.errors import error_response, weft_response
 from tenants.exceptions import Forbidden, InvalidInput, NotFound, WeftError
 from tenants.models import ApiKey, Tenant, User
 from tenants.permissions import Principal, principal_for_user
@@ -85,12 +86,13 @@ def endpoint(**handlers: Callable[..., Any]) -> Callable[..., Any]:
             )
         try:
             key = await authenticate_service_key(request, kind=ApiKey.Kind.DATASET)
+            await quota.api_request_async(key.tenant)
             if inspect.iscoroutinefunction(handler):
                 caller = await sync_to_async(caller_for)(key)
                 return await handler(request, caller, **kwargs)
             return await sync_to_async(lambda: handler(request, caller_for(key), **kwargs))()
         except WeftError as exc:
-            return error_response(exc.code, exc.message, exc.status)
+            return weft_response(exc)
         except ParseError as exc:
             return parse_error_response(exc)
         except RequestDataTooBig:

@@ -15,6 +15,8 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Max
 from django.db.models.signals import post_save
 
+from billing import quota
+from billing.models import Metric
 from providers import services as models_runtime
 from providers.runtime.tokens import count_tokens
 from tenants.context import tenant_context
@@ -113,6 +115,7 @@ def chunks_add(
             .get(pk=document.pk)
         )
         _check_new(current, chunks)
+        quota.capacity(tenant, Metric.VECTOR_CHUNKS, len(chunks))
         if _embeds(current.dataset) and (vectors is None or len(vectors) != len(chunks)):
             raise InvalidInput("vectors: one per chunk is needed, from chunks_embedding.")
         last = Chunk.objects.filter(document=current).aggregate(top=Max("position"))["top"]

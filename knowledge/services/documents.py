@@ -12,6 +12,8 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from billing import quota
+from billing.models import Metric
 from tenants.context import tenant_context
 from tenants.exceptions import InvalidInput
 from tenants.models import Tenant, User
@@ -115,6 +117,9 @@ def document_create(
     check_rule(process_rule)
     with transaction.atomic(), tenant_context(dataset.tenant):
         settled = _settle_form(dataset, indexing_technique, doc_form)
+        quota.capacity(dataset.tenant, Metric.DOCUMENTS)
+        size = len(data) if data is not None else len((text or "").encode())
+        quota.capacity(dataset.tenant, Metric.STORAGE_BYTES, size)
         position = Document.objects.filter(dataset=settled).count()
         document = Document(
             dataset=settled,
@@ -170,6 +175,9 @@ def document_replace(
         require_initialized(current.dataset)
         if current.indexing_status in BUSY:
             raise document_busy()
+        new_size = len(data) if data is not None else len(text.encode()) if text else 0
+        if new_size > current.size:
+            quota.capacity(tenant, Metric.STORAGE_BYTES, new_size - current.size)
         old_file = current.file.name or None
         stored = _store_file(current, file_name, data) if data is not None else None
         try:

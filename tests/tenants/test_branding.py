@@ -60,12 +60,15 @@ def test_images_are_capped(tenant, settings):
 
 
 def test_powered_by_may_be_hidden_when_the_plan_allows(tenant):
-    tenant.white_label_allowed = True
-    tenant.save()
+    from billing.quota import subscription_for
+
+    plan = subscription_for(tenant).plan
+    plan.remove_powered_by = True
+    plan.save()
     branding.branding_update(tenant=tenant, show_powered_by=False)
     assert branding.brand_context(tenant)["show_powered_by"] is False
-    tenant.white_label_allowed = False
-    tenant.save()
+    plan.remove_powered_by = False
+    plan.save()
     assert branding.brand_context(tenant)["show_powered_by"] is True
 
 

@@ -49,6 +49,7 @@ EXPECTED = {
     ("app", "view"): {O, A, B, P},
     ("app", "manage"): {O, A, B},
     ("app", "logs"): {O, A, B, P},
+    ("billing", "view"): {O, A},
 }
 
 

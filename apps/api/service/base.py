@@ -25,9 +25,10 @@ from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
+from billing import quota
 from tenants import audit, keys
 from tenants.aio import database
-from tenants.api.errors import error_response
+from tenants.api.errors import error_response, weft_response
 from tenants.context import set_current_tenant, tenant_context
 from tenants.exceptions import Forbidden, InvalidInput, TenantSuspended, Unauthorized, WeftError
 from tenants.models import ApiKey, Tenant
@@ -141,6 +142,7 @@ async def count_request(key: ApiKey, app: App, user: str | None) -> None:
             app.end_user_rpm or settings.WEFT_APP_END_USER_RPM,
             what="this user",
         )
+    await quota.api_request_async(key.tenant, app.pk)
 
 
 def check_user(value: Any) -> str | None:
@@ -179,10 +181,6 @@ def _user_in(request: HttpRequest, where: UserSource) -> Any:
     return request.GET.get("user")
 
 
-def error_for(exc: WeftError) -> JsonResponse:
-    return error_response(exc.code, exc.message, exc.status, headers=exc.headers or None)
-
-
 # Who calls: from the request (its URL's arguments included, which it may take), the Caller,
 # or a WeftError.
 Identify = Callable[[HttpRequest, Any, dict[str, Any]], Awaitable[Caller]]
@@ -218,7 +216,7 @@ async def serve(
             return await handler(request, caller, **kwargs)
         return await database(handler)(request, caller, **kwargs)
     except WeftError as exc:
-        return error_for(exc)
+        return weft_response(exc)
     except RequestDataTooBig:
         return error_response(
             "file_too_large", "The request body is larger than this server accepts.", 413

@@ -539,7 +539,7 @@
       var actions = el("div", { className: "weft-actions", hidden: true });
       var node = el("div", { className: "weft-msg weft-bot" }, [thoughts, body, sources, actions]);
       var view = { node: node, body: body, thoughts: thoughts, sources: sources,
-        actions: actions, text: "", id: message && message.id, rating: null, frame: 0 };
+        actions: actions, text: "", error: "", id: message && message.id, rating: null, frame: 0 };
       list.appendChild(node);
       return view;
     }
@@ -549,6 +549,8 @@
       view.frame = requestAnimationFrame(function () {
         view.frame = 0;
         markdownInto(view.body, view.text);
+        // An error stays under what was answered, whatever is drawn after it.
+        if (view.error) view.body.appendChild(el("p", { className: "weft-error", text: view.error }));
         scrollDown();
       });
     }
@@ -642,8 +644,7 @@
         event: function (data) { onEvent(current, data); },
         done: function () { finished(current); },
         failed: function (error) {
-          view.body.textContent = "";
-          view.body.appendChild(el("p", { className: "weft-error", text: error.message }));
+          view.error = error.message || t("error_generic");
           finished(current);
         },
       });
@@ -673,7 +674,8 @@
         view.text = String(data.data.outputs.answer);
         draw(view);
       } else if (data.event === "error") {
-        view.body.appendChild(el("p", { className: "weft-error", text: data.message || t("error_generic") }));
+        view.error = data.message || t("error_generic");
+        draw(view);
       }
     }
 
