@@ -41,7 +41,15 @@ def count_capacity(tenant: Tenant, metric: str) -> int:
     if metric == Metric.DOCUMENTS:
         return Document.dangerously_unscoped.filter(tenant_id=tenant.pk).count()
     if metric == Metric.VECTOR_CHUNKS:
-        return Chunk.dangerously_unscoped.filter(tenant_id=tenant.pk).count()
+        # A document being indexed counts as the chunks it will hold, whatever it has
+        # written so far.
+        settled = Chunk.dangerously_unscoped.filter(
+            tenant_id=tenant.pk, document__chunks_planned=0
+        ).count()
+        planned = Document.dangerously_unscoped.filter(tenant_id=tenant.pk).aggregate(
+            n=Coalesce(Sum("chunks_planned"), 0)
+        )["n"]
+        return settled + int(planned)
     if metric == Metric.STORAGE_BYTES:
         documents = Document.dangerously_unscoped.filter(tenant_id=tenant.pk).aggregate(
             n=Coalesce(Sum("size"), 0)

@@ -96,6 +96,7 @@ def index_document(*, document_id) -> str:
         try:
             _run(document)
         except Paused:
+            _update(document, chunks_planned=0)  # claimed again when it resumes
             return Status.PAUSED
         except (ParseError, SplitRuleError, QAExtractionError, WeftError) as exc:
             reason = getattr(exc, "reason", None) or getattr(exc, "message", None) or str(exc)
@@ -107,7 +108,13 @@ def index_document(*, document_id) -> str:
 def _fail(document: Document, reason: str) -> None:
     with transaction.atomic():
         Chunk.objects.filter(document=document).delete()
-        _update(document, indexing_status=Status.ERROR, error=reason[:2000], progress=0)
+        _update(
+            document,
+            indexing_status=Status.ERROR,
+            error=reason[:2000],
+            progress=0,
+            chunks_planned=0,
+        )
     logger.info("document %s failed: %s", document.pk, reason)
 
 
@@ -161,15 +168,19 @@ def _run(document: Document) -> None:
     if not any(row.searchable for row in rows):
         raise ParseError("The document has no text to index after splitting.")
     # Checked before any chunk is written: past the plan's chunks the document fails with
-    # the quota's message and keeps none.
-    kept = Chunk.objects.filter(document=document).count()
-    quota.capacity(dataset.tenant, Metric.VECTOR_CHUNKS, len(rows) - kept)
-    _update(
-        document,
-        kind=parsed.kind,
-        word_count=len(parsed.text.split()),
-        tokens=sum(row.tokens for row in rows if row.searchable),
-    )
+    # the quota's message and keeps none. The chunks it will hold are claimed under the
+    # quota's lock (this document's earlier claim counted afresh), and held until it ends.
+    with transaction.atomic():
+        _update(document, chunks_planned=0)
+        kept = Chunk.objects.filter(document=document).count()
+        quota.capacity(dataset.tenant, Metric.VECTOR_CHUNKS, len(rows) - kept)
+        _update(
+            document,
+            kind=parsed.kind,
+            word_count=len(parsed.text.split()),
+            tokens=sum(row.tokens for row in rows if row.searchable),
+            chunks_planned=len(rows),
+        )
     started = _stage(document, Status.INDEXING, started)
     _embed_and_write(document, dataset, rows)
     store.chunks_delete_after(
@@ -179,7 +190,7 @@ def _run(document: Document) -> None:
     with transaction.atomic():
         live = document.enabled and not document.archived
         store.document_set_live(document_id=document.pk, dataset_id=dataset.pk, live=live)
-        _update(document, progress=100, completed_at=timezone.now())
+        _update(document, progress=100, completed_at=timezone.now(), chunks_planned=0)
 
 
 def _embed_and_write(document: Document, dataset: Dataset, rows: list[store.ChunkRow]) -> None:

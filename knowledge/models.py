@@ -111,6 +111,12 @@ class Document(TenantOwned):
         null=True, blank=True, editable=False, help_text="Last sign of life of its indexing."
     )
     attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    chunks_planned = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Chunks its running indexing will hold when done: counted against the plan "
+        "in place of those written so far, so documents indexed at once cannot pass it.",
+    )
     process_rule = models.JSONField(default=dict, blank=True)
     doc_form = models.CharField(
         max_length=32, choices=Dataset.DocForm.choices, default=Dataset.DocForm.TEXT

@@ -184,6 +184,23 @@ def test_an_upload_counts_against_storage(tenant, on_plan, make_app):
     assert UploadFile.dangerously_unscoped.filter(tenant=tenant).count() == 1
 
 
+def paragraphs(dataset, name: str, count: int) -> Document:
+    """A document that splits into `count` chunks."""
+    return knowledge.document_create(
+        dataset=dataset,
+        name=name,
+        text="\n\n".join(f"Paragraph {i}. " + "words " * 200 for i in range(count)),
+        indexing_technique="economy",
+        process_rule={
+            "mode": "custom",
+            "rules": {
+                "segmentation": {"separator": "\\n\\n", "max_tokens": 300},
+                "pre_processing_rules": [],
+            },
+        },
+    )
+
+
 def test_indexing_past_the_chunk_limit_fails_the_document_with_the_reason(
     tenant, on_plan, make_member
 ):
@@ -194,25 +211,42 @@ def test_indexing_past_the_chunk_limit_fails_the_document_with_the_reason(
     builder = make_member(tenant, Role.BUILDER)
     dataset = knowledge.dataset_create(tenant=tenant, name="Notes", created_by=builder)
     on_plan(tenant, max_vector_chunks=2)
-    text = "\n\n".join(f"Paragraph {i}. " + "words " * 200 for i in range(6))
-    document = knowledge.document_create(
-        dataset=dataset,
-        name="long.txt",
-        text=text,
-        indexing_technique="economy",
-        process_rule={
-            "mode": "custom",
-            "rules": {
-                "segmentation": {"separator": "\\n\\n", "max_tokens": 300},
-                "pre_processing_rules": [],
-            },
-        },
-    )
+    document = paragraphs(dataset, "long.txt", 6)
     with tenant_context(tenant):
         assert index_document(document_id=document.pk) == "error"
         document.refresh_from_db()
         assert "Quota exceeded: Vector chunks" in document.error
         assert Chunk.objects.filter(document=document).count() == 0
+
+
+def test_documents_indexed_at_once_cannot_pass_the_chunk_limit_together(
+    tenant, on_plan, make_member
+):
+    from billing.usage import count_capacity
+    from knowledge.indexing import index_document
+    from knowledge.models import Chunk
+    from tenants.context import tenant_context
+
+    builder = make_member(tenant, Role.BUILDER)
+    dataset = knowledge.dataset_create(tenant=tenant, name="Notes", created_by=builder)
+    plan = on_plan(tenant, max_vector_chunks=8)
+    first, second = paragraphs(dataset, "a.txt", 5), paragraphs(dataset, "b.txt", 5)
+    # The first is being indexed elsewhere and has written nothing yet: its five are claimed.
+    Document.dangerously_unscoped.filter(pk=first.pk).update(
+        indexing_status=Document.Status.INDEXING, chunks_planned=5
+    )
+    assert count_capacity(tenant, Metric.VECTOR_CHUNKS) == 5
+    with tenant_context(tenant):
+        assert index_document(document_id=second.pk) == "error"
+        # Its own claim, left by a worker that died, is counted afresh when it runs again.
+        assert index_document(document_id=first.pk) == "completed"
+        first.refresh_from_db()
+        assert first.chunks_planned == 0 and Chunk.objects.filter(document=first).count() == 5
+        assert count_capacity(tenant, Metric.VECTOR_CHUNKS) == 5
+        plan.max_vector_chunks = 10
+        plan.save()
+        assert index_document(document_id=second.pk) == "completed"
+    assert count_capacity(tenant, Metric.VECTOR_CHUNKS) == 10
 
 
 # --- Counted where they happen ------------------------------------------------------------
