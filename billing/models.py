@@ -368,9 +368,11 @@ class Invoice(TenantOwned):
         return format(self.tax_rate.normalize(), "f")
 
     @property
-    def usage_shown(self) -> list[tuple[str, int]]:
-        """The frozen use of the period, named as people read it."""
-        return [(Metric(m).label, v["quantity"]) for m, v in self.totals.items() if m in Metric]
+    def usage_shown(self) -> list[tuple[str, str]]:
+        """The frozen use of the period, named and written as people read it."""
+        return [
+            (Metric(m).label, f"{v['quantity']:,}") for m, v in self.totals.items() if m in Metric
+        ]
 
 
 class InvoiceLine(TenantOwned):
@@ -383,3 +385,15 @@ class InvoiceLine(TenantOwned):
 
     class Meta(TenantOwned.Meta):
         ordering = ["position"]
+
+    @property
+    def quantity_shown(self) -> str:
+        return f"{self.quantity:,}"
+
+    @property
+    def unit_price_shown(self) -> str:
+        """At least cents, and no zeros past them: 49.00, 0.02, 0.0005."""
+        value = self.unit_price.normalize()
+        exponent = value.as_tuple().exponent
+        places = -exponent if isinstance(exponent, int) and exponent < -2 else 2
+        return f"{value:,.{places}f}"

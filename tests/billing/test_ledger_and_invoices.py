@@ -21,6 +21,7 @@ from billing.usage import period_totals, rollup_day
 from providers.models import UsageEvent
 from tenants.branding import branding_update
 from tenants.roles import Role
+from tests import artefacts
 
 pytestmark = pytest.mark.django_db
 
@@ -183,13 +184,21 @@ def test_a_trial_period_is_not_charged(tenant):
 def test_the_pdf_renders_in_the_tenants_branding_with_its_totals(tenant, make_member):
     owner = make_member(tenant, Role.OWNER)
     branding_update(tenant=tenant, product_name="Loomworks", logo=PNG, primary_color="#7a1f5c")
-    plan = Plan.objects.create(slug="team", name="Team", price=Decimal("49.00"))
+    plan = Plan.objects.create(
+        slug="team",
+        name="Team",
+        price=Decimal("49.00"),
+        messages_per_period=1000,
+        overage_per_message=Decimal("0.02"),
+    )
     subscription = ended(tenant, plan, tax_rate=Decimal("8.5"), billing_name="Acme Weaving Ltd")
+    used_days_ago(tenant, Metric.MESSAGES, 1250, 3)
     invoice = render(close_period(subscription.pk).pk)
     assert invoice.status == Invoice.Status.READY and invoice.error == ""
     assert invoice.pdf.name.endswith(f"acme-{invoice.label}.pdf")
     with invoice.pdf.open("rb") as handle:
         data = handle.read()
+    (artefacts.folder("billing") / invoice.pdf.name.rsplit("/", 1)[-1]).write_bytes(data)
     reader = pypdf.PdfReader(io.BytesIO(data))
     text = "\n".join(page.extract_text() for page in reader.pages)
     for expected in (
@@ -197,8 +206,13 @@ def test_the_pdf_renders_in_the_tenants_branding_with_its_totals(tenant, make_me
         "Acme Weaving Ltd",
         "Team plan",
         "49.00",
-        "4.17",
-        "53.17",
+        "Messages per period: 250 past the plan's 1,000",
+        "0.02",
+        "Messages per period: 1,250",
+        "5.00",
+        "54.00",
+        "4.59",
+        "58.59",
         "Tax (8.5 %)",
         "Total due",
     ):

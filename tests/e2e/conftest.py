@@ -3,7 +3,7 @@ tests/apps/live.py. The chromium package is installed with apt when it is missin
 machines have Debian's registry); Playwright's own browser downloads are never used.
 
 Each test may `shot(page, "name")`: a full-page screenshot kept under
-`test-artefacts/portal/` (WEFT_TEST_ARTEFACTS to move it), named after the test and the step.
+`test-artefacts/portal/` (see tests/artefacts.py), named after the test and the step.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import artefacts
+
 CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
-ARTEFACTS = Path(os.environ.get("WEFT_TEST_ARTEFACTS", ROOT / "test-artefacts")) / "portal"
 
 
 def _install_chromium() -> None:
@@ -78,11 +78,11 @@ def page(browser, request) -> Iterator[object]:
 @pytest.fixture
 def shot(request):
     """shot(page, step) -> the path of a full-page screenshot of this step."""
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    folder = artefacts.folder("portal")
     test = request.node.name.removeprefix("test_")
 
     def take(page, step: str) -> Path:
-        path = ARTEFACTS / f"{test}--{step}.png"
+        path = folder / f"{test}--{step}.png"
         page.screenshot(path=str(path), full_page=True)
         return path
 
