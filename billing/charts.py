@@ -69,10 +69,12 @@ def bars_over_time(
             "<title>Running total this period</title></polyline>"
         )
     if limit:
+        # The label above the line, or below it when the line is at the top.
+        label_y = y(limit) - 4 if y(limit) - 4 >= TOP + 2 else y(limit) + 13
         parts.append(
             f'<line x1="{LEFT}" y1="{y(limit):.1f}" x2="{WIDTH - 8}" y2="{y(limit):.1f}" '
             'stroke="#D92D20" stroke-dasharray="6 4"><title>Limit</title></line>'
-            f'<text x="{WIDTH - 10}" y="{y(limit) - 4:.1f}" text-anchor="end" font-size="11" '
+            f'<text x="{WIDTH - 10}" y="{label_y:.1f}" text-anchor="end" font-size="11" '
             f'fill="#D92D20">limit {_number(limit)}</text>'
         )
     parts.append("</svg>")
@@ -87,13 +89,15 @@ def horizontal_bars(
     row_h, label_w = 24, 220
     height = max(1, len(rows)) * row_h + 8
     top = max([value for _, value, _ in rows] + [1])
+    # Room after the longest bar for its shown value (about 7 units a character at 12).
+    bar_w = WIDTH - label_w - 12 - 7 * max([len(shown) for _, _, shown in rows] + [0])
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" '
         f'class="weft-chart" aria-label="{escape(title)}"><title>{escape(title)}</title>'
     ]
     for index, (label, value, shown) in enumerate(rows):
         y = 4 + index * row_h
-        width = (WIDTH - label_w - 90) * value / top
+        width = max(0, bar_w) * value / top
         parts.append(
             f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end" font-size="12" '
             f'fill="#344054">{escape(label[:36])}</text>'

@@ -17,7 +17,7 @@ from django.utils import timezone
 from tenants.models import Membership, Tenant
 from tenants.roles import Role
 
-from .models import CAPACITY, COUNTED, Metric, UsageDay, UsageRecord
+from .models import CAPACITY, COUNTED, OVERAGE_FIELD, Metric, UsageDay, UsageRecord
 
 
 def admin_emails(tenant: Tenant) -> list[str]:
@@ -235,7 +235,9 @@ def summary(tenant: Tenant, capacity: dict[str, int] | None = None) -> dict[str,
                     if limit and now_used is not None
                     else None
                 ),
-                "overage_price": str(price) if price is not None else None,
+                # Past the limit, billed at this price per `overage_per` units.
+                "overage_price": format(price.normalize(), "f") if price is not None else None,
+                "overage_per": OVERAGE_FIELD[metric][1] if price is not None else None,
                 "resets_at": limits.period_end.isoformat() if metric in COUNTED else None,
             }
         )

@@ -6,13 +6,14 @@ page and invoices for owners and admins only."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from apps.models import App
-from billing import quota
+from billing import charts, quota
 from billing.invoices import close_period, render
 from billing.models import Invoice, Metric, Plan
 from tenants.roles import Role
@@ -163,13 +164,27 @@ def test_a_pdf_not_rendered_yet_is_a_clear_404(client, tenant):
 
 def test_usage_through_the_api(client, tenant, on_plan, make_app):
     app = make_app(tenant, App.Mode.CHAT)
-    on_plan(tenant, max_apps=5, messages_per_period=100)
+    on_plan(
+        tenant,
+        max_apps=5,
+        messages_per_period=100,
+        tokens_per_period=10_000,
+        overage_per_1k_tokens=Decimal("0.50"),
+    )
     quota.consume(tenant, Metric.MESSAGES, 7, app_id=app.pk)
     headers = bearer(api_key(tenant, role=Role.ADMIN)[1])
     body = client.get("/api/billing/usage/", **headers).json()
     by_metric = {m["metric"]: m for m in body["metrics"]}
     assert (by_metric["apps"]["used"], by_metric["apps"]["limit"]) == (1, 5)
     assert (by_metric["messages"]["used"], by_metric["messages"]["percent"]) == (7, 7)
+    assert (by_metric["messages"]["overage_price"], by_metric["messages"]["overage_per"]) == (
+        None,
+        None,
+    )
+    assert (by_metric["tokens"]["overage_price"], by_metric["tokens"]["overage_per"]) == (
+        "0.5",
+        1000,
+    )
     assert body["plan"]["name"] == "Team"
     assert [r["quantity"] for r in body["apps"] if r["metric"] == "messages"] == [7]
     assert body["days"][-1]["messages"] == 7
@@ -204,12 +219,18 @@ def test_usage_needs_billing_view(client, tenant):
 
 def test_the_usage_page_for_owners_and_admins(console, tenant, make_member, on_plan, make_app):
     app = make_app(tenant, App.Mode.CHAT, name="Support helper")
-    on_plan(tenant, messages_per_period=10)
+    on_plan(
+        tenant,
+        messages_per_period=10,
+        tokens_per_period=200_000,
+        overage_per_1k_tokens=Decimal("0.50"),
+    )
     quota.consume(tenant, Metric.MESSAGES, 9, app_id=app.pk)
     page = console(make_member(tenant, Role.ADMIN), tenant).get("/admin/usage/")
     assert page.status_code == 200
     html = page.content.decode()
     assert "Messages per period" in html and 'class="weft-meter warn"' in html
+    assert "200,000" in html and "billed, 0.5 USD per 1,000" in html
     assert "<svg" in html and "Support helper" in html and "limit 10" in html
     operator = console(make_member(tenant, Role.OPERATOR), tenant)
     assert operator.get("/admin/usage/").status_code == 403
@@ -218,6 +239,17 @@ def test_the_usage_page_for_owners_and_admins(console, tenant, make_member, on_p
     app.save()
     html = console(make_member(tenant, Role.OWNER), tenant).get("/admin/usage/?metric=x").content
     assert b"<script>alert(1)" not in html and b"&lt;script&gt;" in html
+
+
+def test_chart_labels_stay_inside_the_picture():
+    shown = "141,300 tokens · 0.0628"
+    svg = charts.horizontal_bars("Tokens by model", [("gpt-4o-mini", 141_300, shown)])
+    value_x = float(re.findall(r'<text x="([\d.]+)"', svg)[1])
+    assert value_x + 7 * len(shown) <= charts.WIDTH
+    # A limit at the top of the scale has its label below the line, not cut off above.
+    svg = charts.bars_over_time("Messages", ["2026-11-01"], [3], limit=400)
+    label_y = float(re.search(r'<text x="[\d.]+" y="([\d.]+)"[^>]*>limit 400', svg)[1])
+    assert label_y > charts.TOP + 11
 
 
 def test_invoices_in_the_console_are_the_tenants_own(console, tenant, other_tenant, make_member):
