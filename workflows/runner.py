@@ -29,7 +29,7 @@ from tenants.models import Tenant, User
 
 from . import nodes as _nodes  # noqa: F401 - registers the executors
 from . import streams
-from .dsl import Graph, HumanInputData, StartData, WorkflowSpec
+from .dsl import Graph, HumanInputData, WorkflowSpec
 from .engine import RunContext, RuntimeGraph, VariablePool, WorkflowRun
 from .engine.events import Event, WorkflowFinished, WorkflowPaused
 from .models import Workflow, WorkflowVersion
@@ -37,7 +37,7 @@ from .models import WorkflowRun as RunRow
 from .nodes.human import submission
 from .nodes.io import InputError, check_inputs
 from .recorder import Recorder, TelemetrySink, run_finished
-from .services.definitions import spec_of
+from .services.definitions import spec_of, start_of
 from .services.versions import check_runnable
 
 logger = logging.getLogger(__name__)
@@ -53,13 +53,6 @@ class Resume:
     outputs: dict[str, Any]
     handle: str | None = None
     expired: bool = False
-
-
-def _start_data(spec: WorkflowSpec) -> StartData | None:
-    for node in spec.graph.nodes:
-        if isinstance(node.data, StartData) and not node.parentId:
-            return node.data
-    return None
 
 
 def run_create(
@@ -85,7 +78,7 @@ def run_create(
     if inputs_checked:
         checked = dict(inputs or {})
     else:
-        start = _start_data(spec_of(source, secrets="blank"))
+        start = start_of(source)
         try:
             checked = check_inputs(start, inputs) if start is not None else {}
         except InputError as exc:
@@ -108,8 +101,7 @@ def _load(run_id: Any) -> tuple[RunRow, WorkflowSpec, dict[str, Any]]:
     source = row.version or row.workflow
     # The graph the run was created with (the draft may have changed since), with the
     # variables of its source.
-    spec = spec_of(source, secrets="decrypted")
-    spec = spec.model_copy(update={"graph": Graph.model_validate(row.graph)})
+    spec = spec_of(source, secrets="decrypted", graph=row.graph)
     environment = {v.name: v.value for v in spec.environment_variables}
     return row, spec, environment
 

@@ -36,7 +36,6 @@ from workflows.engine.events import (
 )
 from workflows.models import WorkflowRun
 from workflows.runner import Hooks, run_execute
-from workflows.services.definitions import spec_of
 
 from ..config import Features, parse_features
 from ..models import Conversation, Message
@@ -65,18 +64,20 @@ END_STATUS = {
 }
 
 
-def _features(message: Message) -> Features:
+def workflow_features(message: Message) -> Features:
+    """The features of the workflow a chatflow or workflow message ran: its version's, or
+    the draft's (a console debug run)."""
     version = message.app_version
     if version is not None and version.workflow_version is not None:
         return parse_features(version.workflow_version.features or {})
     workflow = message.app.workflow
-    assert workflow is not None  # noqa: S101 - chatflow apps have one
-    return parse_features(spec_of(workflow, secrets="blank").features)
+    assert workflow is not None  # noqa: S101 - these apps have one
+    return parse_features(workflow.features or {})
 
 
 def _load_features(message: Message) -> Features:
     with tenant_context(message.tenant):
-        return _features(message)
+        return workflow_features(message)
 
 
 def memory_service(message: Message):

@@ -22,7 +22,7 @@ from workflows.dsl.nodes_data import StartVariable
 from workflows.models import WorkflowRun
 from workflows.nodes.io import InputError, check_inputs
 from workflows.runner import run_create
-from workflows.services.definitions import spec_of
+from workflows.services.definitions import start_of
 
 from ..config import AppConfig
 from ..models import App, Conversation, EndUser, Message, Source
@@ -253,10 +253,8 @@ def _start(request: Request) -> list[StartVariable]:
     app = request.app
     source = request.runnable.workflow_version or app.workflow
     assert source is not None  # noqa: S101 - chatflow and workflow apps have a workflow
-    for node in spec_of(source, secrets="blank").graph.nodes:
-        if isinstance(node.data, StartData) and not node.parentId:
-            return list(node.data.variables)
-    return []
+    start = start_of(source)
+    return list(start.variables) if start is not None else []
 
 
 def _run(

@@ -18,11 +18,11 @@ from workflows import streams
 from workflows.models import WorkflowRun
 from workflows.runner import run_stop
 
-from ..config import parse_config, parse_features
+from ..config import parse_config
 from ..limits import run_release
 from ..models import App, EndUser, Message
 from .chat import run_chat
-from .chatflow import run_chatflow
+from .chatflow import run_chatflow, workflow_features
 from .events import INTERNAL_ERROR, Usage
 from .naming import generate_name, questions_after, save_name
 from .types import Task
@@ -259,13 +259,7 @@ def _suggestions_enabled(message: Message) -> bool:
         app = message.app
         version = message.app_version
         if app.runs_workflow:
-            if version is not None and version.workflow_version is not None:
-                features = parse_features(version.workflow_version.features or {})
-            else:
-                from workflows.services.definitions import spec_of
-
-                assert app.workflow is not None  # noqa: S101
-                features = parse_features(spec_of(app.workflow, secrets="blank").features)
+            features = workflow_features(message)
         else:
             features = parse_config(version.config if version is not None else app.config)
     return features.suggested_questions_after_answer.enabled

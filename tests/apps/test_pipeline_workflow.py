@@ -18,6 +18,7 @@ from tenants.exceptions import WeftError
 from tests.providers import conftest as provider_fixtures
 from tests.workflows.conftest import make_node
 from workflows import streams
+from workflows.dsl import Graph, WorkflowSpec
 from workflows.models import WorkflowRun
 from workflows.services.definitions import parse_spec
 
@@ -246,3 +247,24 @@ def test_a_turn_keeps_a_variable_set_through_the_api_while_it_ran(chatflow, fake
     chatflow_pipeline._save_turn(message, {}, before, {**before, "count": 5})
     conversation.refresh_from_db()
     assert conversation.variables == {"count": 5, "topics": ["wool?"], "mood": "calm"}
+
+
+def test_a_turn_parses_its_graph_once(chatflow, fake, monkeypatch):
+    """Parsing a large graph costs milliseconds: a turn of a published chatflow parses it
+    once, to run it, and not again for its start form, its features or its validity."""
+    alice = user_of(chatflow)
+    first, _, _ = ask(chatflow, alice, "wool?", auto_generate_name=False)
+    parsed: list[str] = []
+    for model in (WorkflowSpec, Graph):
+        original = model.model_validate
+
+        def counted(data, *args, _original=original, _name=model.__name__, **kwargs):
+            parsed.append(_name)
+            return _original(data, *args, **kwargs)
+
+        monkeypatch.setattr(model, "model_validate", counted)
+    ask(chatflow, alice, "and cotton?", conversation_id=first.conversation_id)
+    assert parsed == ["WorkflowSpec"]
+    parsed.clear()
+    ask(chatflow, alice, "a new conversation", auto_generate_name=False)
+    assert parsed == ["WorkflowSpec"]

@@ -17,7 +17,7 @@ from tenants.context import tenant_context
 from tenants.exceptions import Conflict, InvalidInput, NotFound
 from tenants.models import Tenant, User
 
-from ..dsl import WorkflowSpec
+from ..dsl import Node, StartData, WorkflowSpec
 from ..models import Workflow, WorkflowVersion
 
 Secrets = Literal["decrypted", "masked", "blank"]
@@ -92,17 +92,32 @@ def _shown_variables(stored: Sequence[Mapping[str, Any]], secrets: Secrets) -> l
     return shown
 
 
-def spec_of(source: Workflow | WorkflowVersion, *, secrets: Secrets = "masked") -> WorkflowSpec:
+def spec_of(
+    source: Workflow | WorkflowVersion, *, secrets: Secrets = "masked", graph: Any = None
+) -> WorkflowSpec:
     """The spec of a draft or a version, with secret values decrypted (to run or export with
-    secrets), masked (to show) or blank."""
+    secrets), masked (to show) or blank; `graph` in place of the source's (a run's own copy)."""
     return WorkflowSpec.model_validate(
         {
-            "graph": source.graph,
+            "graph": source.graph if graph is None else graph,
             "features": source.features,
             "environment_variables": _shown_variables(source.environment_variables, secrets),
             "conversation_variables": source.conversation_variables,
         }
     )
+
+
+def start_of(source: Workflow | WorkflowVersion) -> StartData | None:
+    """The start form of a draft or a version (its top-level start node), parsed alone: a
+    turn needs it before it runs, and parsing a large graph whole costs milliseconds."""
+    graph = source.graph if isinstance(source.graph, Mapping) else {}
+    for raw in graph.get("nodes") or []:
+        data = raw.get("data") if isinstance(raw, Mapping) else None
+        if isinstance(data, Mapping) and data.get("type") == "start" and not raw.get("parentId"):
+            node = Node.model_validate(raw)
+            if isinstance(node.data, StartData):
+                return node.data
+    return None
 
 
 def checksum(

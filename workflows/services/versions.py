@@ -33,8 +33,18 @@ _WRONG_MODE = {
 }
 
 
+# Versions found runnable: neither a version nor its workflow's mode ever changes, so every
+# later run of one (each chat turn) skips parsing and validating its graph again. Forgotten
+# wholesale when full.
+_runnable: set[object] = set()
+RUNNABLE_KEPT = 4096
+
+
 def check_runnable(source: Workflow | WorkflowVersion) -> None:
     """Raise WorkflowInvalid with every error when the graph cannot run in its mode."""
+    version = isinstance(source, WorkflowVersion)
+    if version and source.pk in _runnable:
+        return
     spec = spec_of(source, secrets="blank")
     errors = validate(spec)
     mode = source.mode if isinstance(source, Workflow) else source.workflow.mode
@@ -54,6 +64,10 @@ def check_runnable(source: Workflow | WorkflowVersion) -> None:
         )
     if errors:
         raise WorkflowInvalid(errors)
+    if version:
+        if len(_runnable) >= RUNNABLE_KEPT:
+            _runnable.clear()
+        _runnable.add(source.pk)
 
 
 def workflow_publish(
