@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import smtplib
 
 from celery import shared_task
 from django.core.mail import send_mail
@@ -57,7 +58,9 @@ def render_invoice(invoice_id: str) -> str:
     return render(invoice_id).status
 
 
-@shared_task(acks_late=True)
+@shared_task(
+    acks_late=True, autoretry_for=(smtplib.SMTPException, OSError), retry_backoff=60, max_retries=5
+)
 def send_alert(tenant_id: str, metric: str, period_start: str, threshold: int) -> None:
     """E-mail the tenant's owners and admins that a limit is 80 % or fully used."""
     from tenants.branding import brand_context, sender

@@ -124,6 +124,27 @@ def test_soft_limit_warnings_at_80_and_100_percent_once_per_period(
     assert len(mail.outbox) == 2
 
 
+def test_a_warning_whose_mail_server_fails_is_sent_on_a_retry(
+    tenant, on_plan, make_member, django_capture_on_commit_callbacks, eager, monkeypatch
+):
+    from billing import tasks
+
+    make_member(tenant, Role.OWNER)
+    on_plan(tenant, messages_per_period=10)
+    sent = tasks.send_mail
+    failures = iter([ConnectionRefusedError("mail server down")])
+
+    def flaky(*args, **kwargs):
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        return sent(*args, **kwargs)
+
+    monkeypatch.setattr(tasks, "send_mail", flaky)
+    with django_capture_on_commit_callbacks(execute=True):
+        quota.consume(tenant, Metric.MESSAGES, 8)
+    assert [m.subject for m in mail.outbox] == ["Acme: Messages per period is 80 % used"]
+
+
 # --- Capacity ---------------------------------------------------------------------------------
 
 
