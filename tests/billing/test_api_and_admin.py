@@ -241,6 +241,41 @@ def test_the_usage_page_for_owners_and_admins(console, tenant, make_member, on_p
     assert b"<script>alert(1)" not in html and b"&lt;script&gt;" in html
 
 
+def test_the_console_says_which_limit_stopped_an_addition(console, tenant, make_member, on_plan):
+    """Over a limit the console shows the quota's message and adds nothing: an app, a member,
+    a document."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from knowledge.models import Document
+    from knowledge.services import dataset_create
+    from tenants.models import Membership
+
+    on_plan(tenant, max_apps=0, max_members=1, max_documents=0)
+    admin = console(make_member(tenant, Role.ADMIN), tenant)
+
+    def said(response) -> list[str]:
+        return [str(message) for message in response.context["messages"]]
+
+    app = admin.post("/admin/apps/app/add/", {"mode": "chat", "name": "Concierge"}, follow=True)
+    assert "Quota exceeded: Apps — 0 of 0 used. Remove some, or ask for a larger plan." in said(app)
+    assert not App.dangerously_unscoped.filter(tenant=tenant).exists()
+
+    invite = admin.post(
+        "/admin/tenants/membership/add/", {"email": "n@example.com", "role": "member"}, follow=True
+    )
+    assert any(m.startswith("Quota exceeded: Members — 1 of 1 used.") for m in said(invite))
+    assert Membership.dangerously_unscoped.filter(tenant=tenant).count() == 1
+
+    dataset = dataset_create(tenant=tenant, name="Handbook")
+    upload = admin.post(
+        f"/admin/knowledge/dataset/{dataset.pk}/upload/",
+        {"uploads": [SimpleUploadedFile("notes.txt", b"Linen comes from flax.")]},
+        follow=True,
+    )
+    assert any("Quota exceeded: Documents — 0 of 0 used." in m for m in said(upload))
+    assert not Document.dangerously_unscoped.filter(dataset=dataset).exists()
+
+
 def test_chart_labels_stay_inside_the_picture():
     shown = "141,300 tokens · 0.0628"
     svg = charts.horizontal_bars("Tokens by model", [("gpt-4o-mini", 141_300, shown)])
