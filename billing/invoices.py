@@ -150,8 +150,10 @@ def close_period(subscription_id, now: dt.datetime | None = None) -> Invoice | N
             subscription.next_plan = None
         subscription.period_start = end
         subscription.period_end = add_months(end, subscription.plan.period_months)
-        if not trial and subscription.status == Subscription.Status.TRIALING:
-            subscription.status = Subscription.Status.ACTIVE
+        if subscription.status == Subscription.Status.TRIALING and (
+            subscription.trial_ends_at is None or subscription.trial_ends_at <= end
+        ):
+            subscription.status = Subscription.Status.ACTIVE  # the trial is over
         subscription.save()
         from .tasks import render_invoice
 

@@ -6,6 +6,7 @@ numbers and a report can sort by them. Money is Decimal throughout."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import ClassVar
@@ -114,7 +115,12 @@ class Plan(models.Model):
     period_months = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(12)]
     )
-    trial_days = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(365)])
+    trial_days = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(365)],
+        help_text="Free days before the first paid period: a new tenant on the default plan "
+        "starts with them, and a subscription put on trial on this plan gets them.",
+    )
 
     max_members = _limit("Members of the tenant.")
     max_apps = _limit("Apps.")
@@ -188,7 +194,12 @@ class Subscription(TenantOwned):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
-    trial_ends_at = models.DateTimeField(null=True, blank=True)
+    trial_ends_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While on trial the period is the trial: it ends then, without the plan's "
+        "price. Blank on a trial: the plan's trial days from the period's start.",
+    )
     tax_rate = models.DecimalField(
         max_digits=5,
         decimal_places=2,
@@ -216,8 +227,22 @@ class Subscription(TenantOwned):
         return f"{self.plan} ({self.get_status_display()})"
 
     def clean(self) -> None:
+        if self.status == self.Status.TRIALING and self.period_start and self.plan_id:
+            self._clean_trial()
         if self.period_start and self.period_end and self.period_end <= self.period_start:
             raise ValidationError({"period_end": "The period must end after it starts."})
+
+    def _clean_trial(self) -> None:
+        """A trial is a period of its own, ending when the trial does."""
+        if self.trial_ends_at is None:
+            if not self.plan.trial_days:
+                raise ValidationError(
+                    {"trial_ends_at": "Set when the trial ends: this plan has no trial days."}
+                )
+            self.trial_ends_at = self.period_start + dt.timedelta(days=self.plan.trial_days)
+        if self.trial_ends_at <= self.period_start:
+            raise ValidationError({"trial_ends_at": "The trial must end after the period starts."})
+        self.period_end = self.trial_ends_at
 
 
 class Override(TenantOwned):

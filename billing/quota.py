@@ -127,23 +127,35 @@ def default_plan() -> Plan:
         return Plan.objects.get(is_default=True)
 
 
+def first_period(plan: Plan, now: dt.datetime) -> dict[str, Any]:
+    """A new subscription's first period: the plan's free trial from today (a period of its
+    own), or else this calendar month."""
+    if plan.trial_days:
+        start = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        end = start + dt.timedelta(days=plan.trial_days)
+        return {
+            "period_start": start,
+            "period_end": end,
+            "status": Subscription.Status.TRIALING,
+            "trial_ends_at": end,
+        }
+    start = month_start(now)
+    return {"period_start": start, "period_end": add_months(start, plan.period_months)}
+
+
 def subscription_for(tenant: Tenant) -> Subscription:
-    """The tenant's subscription; a tenant with none is put on the default plan from the
-    start of this month."""
+    """The tenant's subscription; a tenant with none is put on the default plan (see
+    `first_period`)."""
     found = (
         Subscription.dangerously_unscoped.select_related("plan").filter(tenant_id=tenant.pk).first()
     )
     if found is not None:
         return found
     plan = default_plan()
-    start = month_start(timezone.now())
     try:
         with transaction.atomic():
             return Subscription.dangerously_unscoped.create(
-                tenant=tenant,
-                plan=plan,
-                period_start=start,
-                period_end=add_months(start, plan.period_months),
+                tenant=tenant, plan=plan, **first_period(plan, timezone.now())
             )
     except IntegrityError:  # made by a parallel request
         return Subscription.dangerously_unscoped.select_related("plan").get(tenant_id=tenant.pk)

@@ -25,7 +25,7 @@ def _plan_changed(sender, instance, **kwargs) -> None:
 
 @receiver(post_save, sender=Tenant)
 def _tenant_created(sender, instance, created, raw=False, **kwargs) -> None:
-    """A new tenant starts on the default plan, from the start of this month."""
+    """A new tenant starts on the default plan: its trial, or this month."""
     if created and not raw:
         quota.subscription_for(instance)
 

@@ -353,6 +353,33 @@ def test_subscriptions_are_changed_by_platform_operators_only(
     assert quota.limits_for(tenant).limit(Metric.MESSAGES) == 5
 
 
+def test_an_operator_puts_a_tenant_on_trial(console, tenant, superuser):
+    """Trial without an end takes the plan's trial days, and the period becomes the trial;
+    on a plan without trial days the console asks for the end."""
+    subscription = quota.subscription_for(tenant)
+    operator = console(superuser, tenant)
+    url = f"/admin/billing/subscription/{subscription.pk}/change/"
+    form = {
+        "status": "trialing",
+        "period_start_0": "2026-11-01",
+        "period_start_1": "00:00:00",
+        "period_end_0": "2026-12-01",
+        "period_end_1": "00:00:00",
+        "overrides-TOTAL_FORMS": "0",
+        "overrides-INITIAL_FORMS": "0",
+    }
+    refused = operator.post(url, {**form, "plan": str(subscription.plan_id)})
+    assert refused.status_code == 200
+    assert "Set when the trial ends: this plan has no trial days." in refused.content.decode()
+    trial_plan = Plan.objects.create(slug="pro", name="Pro", price=Decimal("20"), trial_days=10)
+    saved = operator.post(url, {**form, "plan": str(trial_plan.pk)})
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    subscription.refresh_from_db()
+    ends = dt.datetime(2026, 11, 11, tzinfo=dt.UTC)
+    assert subscription.status == "trialing"
+    assert subscription.trial_ends_at == subscription.period_end == ends
+
+
 def test_a_period_that_ends_before_it_starts_is_refused_in_the_admin(console, tenant, superuser):
     subscription = quota.subscription_for(tenant)
     response = console(superuser, tenant).post(

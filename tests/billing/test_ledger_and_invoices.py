@@ -181,6 +181,26 @@ def test_a_trial_period_is_not_charged(tenant):
     assert invoice.total == Decimal("0.00") and "(trial)" in lines_of(invoice)[0][0]
 
 
+def test_a_new_tenant_starts_with_the_default_plans_trial_then_pays(db):
+    from tests.factories import TenantFactory
+
+    Plan.objects.filter(is_default=True).update(price=Decimal("15"), trial_days=14)
+    quota.forget()
+    subscription = quota.subscription_for(TenantFactory(slug="newco"))
+    today = timezone.now().astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert subscription.status == "trialing"
+    assert subscription.period_start == today
+    assert subscription.period_end == subscription.trial_ends_at == today + dt.timedelta(days=14)
+    # The trial closes free, and the paid months follow it.
+    trial = close_period(subscription.pk, now=subscription.period_end)
+    assert trial.total == Decimal("0.00") and "(trial)" in lines_of(trial)[0][0]
+    subscription.refresh_from_db()
+    assert subscription.status == "active" and subscription.period_start == trial.period_end
+    assert subscription.period_end == quota.add_months(trial.period_end, 1)
+    paid = close_period(subscription.pk, now=subscription.period_end)
+    assert paid.total == Decimal("15.00") and paid.number == 2
+
+
 def test_the_pdf_renders_in_the_tenants_branding_with_its_totals(tenant, make_member):
     owner = make_member(tenant, Role.OWNER)
     branding_update(tenant=tenant, product_name="Loomworks", logo=PNG, primary_color="#7a1f5c")
