@@ -316,6 +316,37 @@ def test_custom_domains_need_the_plan_feature(tenant, on_plan):
         domain_add(tenant=tenant, domain="chat.acme.test")
 
 
+def test_tenants_that_hid_powered_by_before_plans_keep_hiding_it(tenant, other_tenant):
+    """The migration that replaces the tenant's white-label flag with the plan's feature:
+    a tenant whose branding hid "Powered by" moves to a white-label copy of its plan (made
+    once), with or without a subscription yet; others stay where they are."""
+    import importlib
+
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    from billing.models import Subscription
+    from tenants.models import Branding
+
+    name = "0004_white_label_tenants"
+    migration = importlib.import_module(f"billing.migrations.{name}")
+    state = MigrationLoader(connection).project_state(("billing", name)).apps
+    showing = TenantFactory(slug="showing")
+    for hider in (tenant, other_tenant):
+        Branding.dangerously_unscoped.create(tenant=hider, show_powered_by=False)
+    Branding.dangerously_unscoped.create(tenant=showing, show_powered_by=True)
+    Subscription.dangerously_unscoped.filter(tenant=other_tenant).delete()  # as before plans
+    migration.carry_over(state, None)
+    migration.carry_over(state, None)
+    quota.forget()
+    assert quota.feature(tenant, "remove_powered_by")
+    assert quota.feature(other_tenant, "remove_powered_by")
+    assert not quota.feature(showing, "remove_powered_by")
+    copy = Plan.objects.get(slug="default-white-label")
+    assert copy.name == "Default (white label)" and not copy.is_default
+    assert Plan.objects.count() == 2
+
+
 def test_the_plan_admin_refuses_negative_and_absurd_values(console, superuser):
     client = console(superuser)
     response = client.post(
