@@ -221,7 +221,28 @@ class FakeLLM:
         self._faults.push(fault, times=times, match=match)
 
     def reset(self) -> None:
-        """Forget scripts, faults, records and knob changes; release requests left hanging."""
+        """Forget scripts, faults, records and knob changes; release requests left hanging.
+
+        Done on the server's loop, between two of its steps: a request it has just recorded
+        has then taken its fault too, so a reset never falls between the two (it did, from
+        the test's thread: the fault a hanging request was to take was gone)."""
+        loop = self._loop
+        if loop is None or not loop.is_running() or threading.current_thread() is self._thread:
+            self._reset_now()
+            return
+        done = threading.Event()
+
+        def on_loop() -> None:
+            try:
+                self._reset_now()
+            finally:
+                done.set()
+
+        loop.call_soon_threadsafe(on_loop)
+        if not done.wait(timeout=10):
+            raise RuntimeError("the fake LLM's loop did not answer a reset within 10 s")
+
+    def _reset_now(self) -> None:
         self._replies.clear()
         self._faults.clear()
         self.requests.clear()
@@ -229,13 +250,9 @@ class FakeLLM:
         self.api_key, models, self.embedding_dim = self._defaults
         self.models = list(models)
         self.first_token_latency = self.latency_per_token = 0.0
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._release_hung_requests)
-
-    def _release_hung_requests(self) -> None:
-        if self._release_hung is not None:
+        if self._release_hung is not None:  # set free whatever waits on it, then a new one
             self._release_hung.set()
-        self._release_hung = asyncio.Event()
+            self._release_hung = asyncio.Event()
 
     # Serving
 
