@@ -24,7 +24,7 @@ def white_label_copy(Plan, plan):
 
 
 def carry_over(apps, schema_editor):
-    from billing.quota import add_months, month_start
+    from billing.quota import first_period
 
     Branding = apps.get_model("tenants", "Branding")
     Plan = apps.get_model("billing", "Plan")
@@ -42,14 +42,9 @@ def carry_over(apps, schema_editor):
     if default is None or not unsubscribed:
         return
     plan = default if default.remove_powered_by else white_label_copy(Plan, default)
-    start = month_start(dt.datetime.now(dt.UTC))
+    first = first_period(plan, dt.datetime.now(dt.UTC))  # as a tenant's first use would make it
     for tenant_id in unsubscribed:
-        Subscription.objects.create(
-            tenant_id=tenant_id,
-            plan=plan,
-            period_start=start,
-            period_end=add_months(start, plan.period_months),
-        )
+        Subscription.objects.create(tenant_id=tenant_id, plan=plan, **first)
 
 
 class Migration(migrations.Migration):

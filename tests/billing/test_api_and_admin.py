@@ -371,6 +371,18 @@ def test_an_operator_puts_a_tenant_on_trial(console, tenant, superuser):
     refused = operator.post(url, {**form, "plan": str(subscription.plan_id)})
     assert refused.status_code == 200
     assert "Set when the trial ends: this plan has no trial days." in refused.content.decode()
+    backwards = operator.post(
+        url,
+        {
+            **form,
+            "plan": str(subscription.plan_id),
+            "trial_ends_at_0": "2026-10-20",
+            "trial_ends_at_1": "00:00:00",
+        },
+    )
+    assert "The trial must end after the period starts." in backwards.content.decode()
+    subscription.refresh_from_db()
+    assert subscription.status == "active"
     trial_plan = Plan.objects.create(slug="pro", name="Pro", price=Decimal("20"), trial_days=10)
     saved = operator.post(url, {**form, "plan": str(trial_plan.pk)})
     assert saved.status_code == 302, saved.content.decode()[:2000]
